@@ -1,0 +1,27 @@
+//! callqa-dialer: places outbound calls through SIP trunks, plays a prompt over G.711 RTP,
+//! records both directions in stereo straight into object storage, and refuses calls that
+//! break the compliance rules.
+
+pub mod bench;
+pub mod call;
+pub mod compliance;
+pub mod config;
+pub mod error;
+pub mod g711;
+pub mod jitter;
+pub mod media;
+pub mod number;
+pub mod recording;
+pub mod routing;
+pub mod rtp;
+pub mod sip;
+pub mod wav;
+
+pub use call::{
+    dial, dial_checked, outcome_for, CallReport, DialRequest, Outcome, RecordingInfo, RtpStats,
+};
+pub use compliance::{check, ComplianceContext, ComplianceLookup, Refusal, RefusalKind};
+pub use config::{CallingHours, DialerConfig, TrunkConfig};
+pub use error::DialerError;
+pub use recording::drain_spool;
+pub use routing::{dial_routed, TrunkRouter};

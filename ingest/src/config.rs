@@ -1,0 +1,102 @@
+//! Configuration of the recording pipeline: storage, queue, database and transcription.
+//! Every struct's `Default` is the embedded single-machine setup.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where recordings and transcripts live. No `url` means the local filesystem under
+/// `<data-dir>/recordings`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `s3://BUCKET[/PREFIX]` or `file:///PATH`.
+    pub url: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:3900` (path-style addressing is used).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// The job queue. No `url` means the embedded durable queue kept in the metadata database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `amqp://user:pass@host:5672/%2f` for RabbitMQ.
+    pub url: Option<String>,
+    /// Unacknowledged jobs a worker holds at once (AMQP prefetch).
+    pub prefetch: u16,
+    /// Attempts before a job goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// First retry delay; doubles on every further attempt.
+    pub retry_backoff_ms: u64,
+    /// Queue name prefix, so several deployments can share one broker.
+    pub prefix: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            url: None,
+            prefetch: 1,
+            max_attempts: 3,
+            retry_backoff_ms: 2000,
+            prefix: "callqa".into(),
+        }
+    }
+}
+
+/// Metadata database. No `url` means SQLite at `<data-dir>/callqa.db`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:5432/db` or `sqlite:///path/file.db`.
+    pub url: Option<String>,
+}
+
+/// Whisper transcription settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscribeConfig {
+    /// ggml model file. Default: `<data-dir>/models/ggml-base.bin`, then the
+    /// `CALLQA_MODEL` environment variable's path.
+    pub model: Option<PathBuf>,
+    /// Threads whisper uses per transcription.
+    pub threads: usize,
+    /// `auto`, or a forced language code such as `zh` or `en`.
+    pub language: String,
+    /// Stereo channel (0-based) carrying the agent; the other one is the customer.
+    pub agent_channel: usize,
+    pub customer_channel: usize,
+    /// Skip silence and ringing before whisper sees the audio.
+    pub vad: bool,
+    /// Beam size; 0 or 1 means greedy decoding.
+    pub beam_size: usize,
+    /// Encoder context scaled to the length of each utterance (faster on short speech).
+    pub short_audio_ctx: bool,
+}
+
+impl Default for TranscribeConfig {
+    fn default() -> Self {
+        TranscribeConfig {
+            model: None,
+            threads: 2,
+            language: "auto".into(),
+            agent_channel: 0,
+            customer_channel: 1,
+            vad: true,
+            beam_size: 1,
+            short_audio_ctx: false,
+        }
+    }
+}
+
+/// Everything the ingest crate needs, gathered into the binary's top-level config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    pub storage: StorageConfig,
+    pub queue: QueueConfig,
+    pub database: DatabaseConfig,
+    pub transcribe: TranscribeConfig,
+}

@@ -1,0 +1,19 @@
+//! callqa-ingest: the recording pipeline's foundation — object storage, call metadata,
+//! the durable job queue, audio decoding and whisper transcription.
+
+pub mod config;
+pub mod db;
+pub mod decode;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod queue;
+pub mod resample;
+pub mod storage;
+pub mod text;
+pub mod transcribe;
+pub mod transcript;
+pub mod vad;
+
+pub use config::IngestConfig;
+pub use error::IngestError;

@@ -1,0 +1,192 @@
+//! Whisper model files: import a CTranslate2 (faster-whisper) model directory
+//! as a whisper.cpp ggml file, and download ready-made ggml files.
+//!
+//! The import is a pure format conversion (see `ct2` for the input, `ggml` for
+//! the output, `convert` for the tensor mapping); it needs no Python and no
+//! network, which is why it exists: the usual model hubs may be unreachable.
+
+mod convert;
+mod ct2;
+mod fetch;
+mod ggml;
+#[cfg(test)]
+mod import_tests;
+mod mel;
+mod quant;
+mod vocab;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use fetch::{fetch, fetch_from, model_file_name, HF_BASE_URL, MODEL_NAMES};
+pub use ggml::{read_hparams, Hparams};
+
+/// Everything that can go wrong while importing or fetching a model. Every
+/// variant names the file, tensor or URL it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid model file: {reason}")]
+    BadFormat { path: PathBuf, reason: String },
+    #[error("tensor `{name}` is missing from the CTranslate2 model")]
+    MissingTensor { name: String },
+    #[error("tensor `{name}`: {reason}")]
+    BadTensor { name: String, reason: String },
+    #[error("unknown model `{name}`; expected one of: {}", MODEL_NAMES.join(", "))]
+    UnknownModel { name: String },
+    #[error(
+        "cannot download {url}: {source}. If this machine has no internet access, \
+         download the file elsewhere and copy it to {dest}, or convert a CTranslate2 \
+         model with `callqa model import-ct2`"
+    )]
+    Network {
+        url: String,
+        dest: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("downloading {url} failed: HTTP {status}")]
+    HttpStatus { url: String, status: u16 },
+}
+
+impl ModelError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn bad_format(path: &Path, reason: impl Into<String>) -> Self {
+        ModelError::BadFormat {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn bad_tensor(name: &str, reason: impl Into<String>) -> Self {
+        ModelError::BadTensor {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Storage type of the weight matrices in the written ggml file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// The layout of whisper.cpp's own `convert-pt-to-ggml.py`: 2-D weights
+    /// f16, the rest f32. Bit-exact copy of a float16 CTranslate2 model.
+    #[default]
+    F16,
+    /// ggml q8_0 for the tensors whisper.cpp's `quantize` tool quantizes:
+    /// about half the size of F16 and faster on CPU, with a tiny accuracy cost.
+    Q8_0,
+}
+
+impl Quantization {
+    /// The name used on the command line and in file names (`f16`, `q8_0`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantization::F16 => "f16",
+            Quantization::Q8_0 => "q8_0",
+        }
+    }
+}
+
+impl fmt::Display for Quantization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Quantization {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Ok(Quantization::F16),
+            "q8_0" | "q8" => Ok(Quantization::Q8_0),
+            other => Err(format!("unknown quantization `{other}`; use f16 or q8_0")),
+        }
+    }
+}
+
+/// What `import_ct2` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// The ggml file written.
+    pub out: PathBuf,
+    /// The hyper-parameters written to its header (`ftype` as written).
+    pub hparams: Hparams,
+    pub quantization: Quantization,
+    /// Number of tensors written (245 for base, 167 for tiny).
+    pub n_tensors: usize,
+    /// Number of vocabulary tokens written (always 50,257; whisper.cpp adds
+    /// the special and timestamp tokens itself).
+    pub n_tokens: usize,
+    /// Size of the written file in bytes.
+    pub bytes: u64,
+}
+
+/// Converts a CTranslate2 Whisper model directory (`model.bin` plus
+/// `vocabulary.txt` or `vocabulary.json`) into a whisper.cpp ggml file at
+/// `out`. The file is written to `out` + `.tmp` and renamed into place, so a
+/// crash never leaves a half-written model under the final name.
+pub fn import_ct2(
+    dir: &Path,
+    out: &Path,
+    quant: Quantization,
+) -> Result<ImportSummary, ModelError> {
+    let model = ct2::Ct2Model::open(&dir.join("model.bin"))?;
+    let tokens = vocab::read_ggml_tokens(dir)?;
+    let plan = convert::Plan::new(&model)?;
+    let filters = mel::mel_filters(plan.hparams.n_mels as usize);
+
+    let mut tmp_name = out.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let written = ggml::write_file(&tmp, &model, &plan, &filters, &tokens, quant);
+    let (hparams, bytes) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            // Best effort: the temp file is garbage now, and the error that
+            // matters is the one that made it so.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if let Err(e) = std::fs::rename(&tmp, out) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::io(out, e));
+    }
+    Ok(ImportSummary {
+        out: out.to_path_buf(),
+        hparams,
+        quantization: quant,
+        n_tensors: plan.tensors.len(),
+        n_tokens: tokens.len(),
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantization_parses_its_own_names() {
+        for q in [Quantization::F16, Quantization::Q8_0] {
+            assert_eq!(q.as_str().parse::<Quantization>(), Ok(q));
+        }
+        assert_eq!("Q8_0".parse::<Quantization>(), Ok(Quantization::Q8_0));
+        assert!("q4_0".parse::<Quantization>().is_err());
+        assert_eq!(Quantization::default(), Quantization::F16);
+    }
+}

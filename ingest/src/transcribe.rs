@@ -1,0 +1,302 @@
+//! Whisper transcription per channel: voice-gated utterances are decoded one by one, so
+//! each segment's timestamps are its utterance's boundaries and silence costs nothing.
+
+use crate::config::TranscribeConfig;
+use crate::decode::Audio;
+use crate::error::{IngestError, Result};
+use crate::resample::{resample, WHISPER_RATE};
+use crate::text::normalize_zh;
+use crate::transcript::{Segment, Speaker, Transcript};
+use crate::vad::{speech_regions, Region, VadParams};
+use std::path::Path;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// Whisper's window: 30 s of 16 kHz audio, 1500 encoder positions.
+const WINDOW_SAMPLES: usize = 30 * WHISPER_RATE as usize;
+const FULL_AUDIO_CTX: usize = 1500;
+/// Pushes whisper towards simplified characters in Mandarin output.
+const ZH_PROMPT: &str = "以下是普通话的句子。";
+/// Segments more likely silence than speech are dropped.
+const NO_SPEECH_DROP: f32 = 0.8;
+
+/// A loaded model; share one per process (`Arc`) and call `transcribe` from blocking threads.
+pub struct Transcriber {
+    ctx: WhisperContext,
+    cfg: TranscribeConfig,
+    model_name: String,
+}
+
+/// One channel's audio at 16 kHz with the speaker it belongs to.
+struct Channel {
+    speaker: Speaker,
+    pcm: Vec<f32>,
+    regions: Vec<Region>,
+}
+
+impl Transcriber {
+    pub fn load(path: &Path, cfg: &TranscribeConfig) -> Result<Transcriber> {
+        whisper_rs::install_logging_hooks();
+        if !path.is_file() {
+            return Err(IngestError::Model {
+                path: path.display().to_string(),
+                reason: "no such file; run `callqa model fetch base` or \
+                         `callqa model import-ct2 DIR OUT.bin`, or set transcribe.model"
+                    .into(),
+            });
+        }
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| IngestError::Model {
+                path: path.display().to_string(),
+                reason: format!("whisper could not load it: {e}"),
+            })?;
+        let model_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "whisper".into());
+        Ok(Transcriber {
+            ctx,
+            cfg: cfg.clone(),
+            model_name,
+        })
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// Transcribes a whole call. Blocking and CPU-heavy: run it off the async runtime.
+    /// `language` overrides the configured one (e.g. from the campaign).
+    pub fn transcribe(
+        &self,
+        call_id: &str,
+        audio: &Audio,
+        language: Option<&str>,
+    ) -> Result<Transcript> {
+        let fail = |reason: String| IngestError::Transcribe {
+            call_id: call_id.to_string(),
+            reason,
+        };
+        let channels = self.channels(audio).map_err(|e| fail(e.to_string()))?;
+        let lang = match language.or(Some(self.cfg.language.as_str())) {
+            Some(l) if l != "auto" && !l.is_empty() => Some(l.to_string()),
+            _ => self.detect_language(&channels).map_err(fail)?,
+        };
+        let mut segments = Vec::new();
+        for ch in &channels {
+            for r in &ch.regions {
+                let text = self
+                    .decode_region(&ch.pcm[r.start..r.end], lang.as_deref())
+                    .map_err(fail)?;
+                if let Some(text) = clean_text(&text) {
+                    segments.push(Segment {
+                        speaker: ch.speaker,
+                        start_ms: samples_to_ms(r.start),
+                        end_ms: samples_to_ms(r.end),
+                        text,
+                    });
+                }
+            }
+        }
+        segments.sort_by_key(|s| (s.start_ms, s.end_ms));
+        Ok(Transcript {
+            call_id: call_id.to_string(),
+            language: lang,
+            duration_ms: audio.duration_ms(),
+            model: self.model_name.clone(),
+            segments,
+        })
+    }
+
+    fn channels(&self, audio: &Audio) -> Result<Vec<Channel>> {
+        let layout: Vec<(usize, Speaker)> = if audio.channels.len() >= 2 {
+            let (a, c) = (self.cfg.agent_channel, self.cfg.customer_channel);
+            if a >= audio.channels.len() || c >= audio.channels.len() || a == c {
+                return Err(IngestError::BadData {
+                    what: "transcribe.agent_channel / customer_channel".into(),
+                    reason: format!(
+                        "channels {a} and {c} do not fit a {}-channel recording",
+                        audio.channels.len()
+                    ),
+                });
+            }
+            vec![(a, Speaker::Agent), (c, Speaker::Customer)]
+        } else {
+            vec![(0, Speaker::Mixed)]
+        };
+        let vad = VadParams::default();
+        layout
+            .into_iter()
+            .map(|(idx, speaker)| {
+                let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
+                let regions = if self.cfg.vad {
+                    speech_regions(&pcm, &vad)
+                } else {
+                    fixed_windows(pcm.len())
+                };
+                Ok(Channel {
+                    speaker,
+                    pcm,
+                    regions,
+                })
+            })
+            .collect()
+    }
+
+    /// Detects the call's language once, from the longest utterance of each channel.
+    fn detect_language(&self, channels: &[Channel]) -> Result<Option<String>, String> {
+        let mut total: Vec<f32> = Vec::new();
+        for ch in channels {
+            let Some(r) = ch.regions.iter().max_by_key(|r| r.len()) else {
+                continue;
+            };
+            let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
+            let end = r.end.min(r.start + WINDOW_SAMPLES);
+            state
+                .pcm_to_mel(&ch.pcm[r.start..end], self.cfg.threads.max(1))
+                .map_err(|e| format!("mel: {e}"))?;
+            let (_, probs) = state
+                .lang_detect(0, self.cfg.threads.max(1))
+                .map_err(|e| format!("language detection: {e}"))?;
+            if total.is_empty() {
+                total = probs;
+            } else {
+                for (t, p) in total.iter_mut().zip(probs) {
+                    *t += p;
+                }
+            }
+        }
+        let best = total
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i as i32);
+        Ok(best.and_then(whisper_rs::get_lang_str).map(str::to_string))
+    }
+
+    fn decode_region(&self, pcm: &[f32], lang: Option<&str>) -> Result<String, String> {
+        let strategy = if self.cfg.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.cfg.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut p = FullParams::new(strategy);
+        p.set_n_threads(self.cfg.threads.max(1) as i32);
+        p.set_language(Some(lang.unwrap_or("en")));
+        p.set_no_timestamps(true);
+        p.set_single_segment(true);
+        p.set_no_context(true);
+        p.set_print_progress(false);
+        p.set_print_realtime(false);
+        p.set_print_special(false);
+        p.set_print_timestamps(false);
+        p.set_suppress_blank(true);
+        p.set_suppress_nst(true);
+        if lang == Some("zh") {
+            p.set_initial_prompt(ZH_PROMPT);
+        }
+        if self.cfg.short_audio_ctx {
+            p.set_audio_ctx(short_audio_ctx(pcm.len()) as i32);
+        }
+        let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
+        state.full(p, pcm).map_err(|e| format!("whisper: {e}"))?;
+        let mut text = String::new();
+        for seg in state.as_iter() {
+            if seg.no_speech_probability() > NO_SPEECH_DROP {
+                continue;
+            }
+            let t = seg.to_str_lossy().map_err(|e| e.to_string())?;
+            text.push_str(t.trim());
+            text.push(' ');
+        }
+        Ok(text)
+    }
+}
+
+/// Encoder positions for `samples` of audio: 50 per second plus a margin, so the encoder
+/// works on the utterance instead of a 30 s window that is mostly padding.
+fn short_audio_ctx(samples: usize) -> usize {
+    let needed = samples.div_ceil(320);
+    (needed + 64).clamp(256, FULL_AUDIO_CTX)
+}
+
+fn fixed_windows(len: usize) -> Vec<Region> {
+    (0..len)
+        .step_by(WINDOW_SAMPLES)
+        .map(|s| Region {
+            start: s,
+            end: (s + WINDOW_SAMPLES).min(len),
+        })
+        .collect()
+}
+
+fn samples_to_ms(s: usize) -> u64 {
+    s as u64 * 1000 / u64::from(WHISPER_RATE)
+}
+
+/// Phrases whisper is known to invent on noise; a segment that is only one of them is dropped.
+const HALLUCINATIONS: &[&str] = &[
+    "thank you for watching",
+    "thanks for watching",
+    "please subscribe",
+    "subtitles by",
+    "字幕",
+    "请不吝点赞",
+    "订阅",
+    "以下是普通话的句子",
+];
+
+/// Normalises whisper's text (simplified Chinese, trimmed) and drops non-speech output.
+fn clean_text(raw: &str) -> Option<String> {
+    let t = normalize_zh(raw.trim());
+    let t = t.trim().trim_start_matches(['-', ' ']).trim().to_string();
+    let meaningful = t.chars().any(|c| c.is_alphanumeric());
+    if !meaningful {
+        return None;
+    }
+    let lower = t.to_lowercase();
+    let bracketed =
+        (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('(') && t.ends_with(')'));
+    if bracketed
+        || HALLUCINATIONS
+            .iter()
+            .any(|h| lower.contains(h) && lower.chars().count() < h.chars().count() + 12)
+    {
+        return None;
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_non_speech() {
+        assert_eq!(clean_text(" [BLANK_AUDIO] "), None);
+        assert_eq!(clean_text("(music)"), None);
+        assert_eq!(clean_text("..."), None);
+        assert_eq!(clean_text("Thank you for watching!"), None);
+        assert_eq!(clean_text(" 我要投訴 "), Some("我要投诉".into()));
+        assert_eq!(
+            clean_text("I want a refund."),
+            Some("I want a refund.".into())
+        );
+    }
+
+    #[test]
+    fn audio_ctx_scales_with_length() {
+        assert_eq!(short_audio_ctx(16000 * 30), 1500);
+        assert_eq!(short_audio_ctx(16000), 256);
+        assert_eq!(short_audio_ctx(16000 * 10), 564);
+    }
+
+    #[test]
+    fn windows_cover_everything() {
+        let w = fixed_windows(WINDOW_SAMPLES * 2 + 5);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[2].end, WINDOW_SAMPLES * 2 + 5);
+    }
+}

@@ -1,0 +1,50 @@
+//! `callqa model fetch|import-ct2`: get a ggml whisper model, or convert a CTranslate2
+//! (faster-whisper) model directory into one.
+
+use anyhow::{Context, Result};
+use callqa_ingest::model::{fetch, import_ct2, Quantization};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Download a ggml model (tiny, base, small, ...) into <data-dir>/models.
+    Fetch {
+        name: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Convert a CTranslate2 whisper model directory to a ggml file.
+    #[command(name = "import-ct2")]
+    ImportCt2 {
+        dir: PathBuf,
+        out: PathBuf,
+        /// f16 (exact copy of the weights) or q8_0 (smaller, faster).
+        #[arg(long, default_value = "f16")]
+        quantize: String,
+    },
+}
+
+pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Fetch { name, dir } => {
+            let dir = dir.unwrap_or_else(|| data_dir.join("models"));
+            let path = fetch(&name, &dir)
+                .await
+                .with_context(|| format!("cannot fetch model {name}; without internet access use `callqa model import-ct2`"))?;
+            println!("{}", path.display());
+        }
+        Cmd::ImportCt2 { dir, out, quantize } => {
+            let q = match quantize.as_str() {
+                "f16" => Quantization::F16,
+                "q8_0" => Quantization::Q8_0,
+                other => anyhow::bail!("unknown --quantize {other:?} (use f16 or q8_0)"),
+            };
+            let summary = tokio::task::spawn_blocking(move || import_ct2(&dir, &out, q))
+                .await
+                .context("converter panicked")?
+                .context("model conversion failed")?;
+            eprintln!("{summary:?}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,23 @@
+//! Starts the web UI and API (the `web` crate) on the process's shared components.
+
+use crate::app::App;
+use anyhow::{Context, Result};
+use callqa_search::SearchIndex;
+use std::sync::Arc;
+
+pub async fn serve(app: App, listen: &str, stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+    let index = SearchIndex::open(&app.index_dir()).context("cannot open the search index")?;
+    callqa_web::migrate(app.db.pool())
+        .await
+        .context("cannot create the web tables")?;
+    let state = callqa_web::WebState::new(
+        app.db.clone(),
+        app.storage.clone(),
+        Arc::new(index),
+        app.queue.clone(),
+        app.cfg.web.clone(),
+    );
+    callqa_web::serve(state, listen, stop)
+        .await
+        .with_context(|| format!("web server on {listen} failed"))
+}

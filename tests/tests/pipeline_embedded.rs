@@ -1,0 +1,287 @@
+//! The recording pipeline on embedded defaults (local files, SQLite, embedded queue), with
+//! real whisper on generated speech: stereo English and Mandarin calls, every supported
+//! format, and bad files that must fail with a reason while the rest succeed. The same run
+//! feeds the search and QA checks, so the model transcribes each file once.
+
+mod common;
+
+use callqa_tests::speech::{convert, espeak_wav, stereo_call};
+use callqa_tests::{fixtures_dir, AudioFormat, Side, Turn};
+use common::{json_lines, speaker_text, Callqa};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+struct Fixture {
+    files: Vec<PathBuf>,
+    customer_span_ms: (u64, u64),
+}
+
+fn build_fixtures(dir: &std::path::Path) -> Fixture {
+    let en = dir.join("en_refund_call.wav");
+    let spans = stereo_call(
+        &[
+            Turn::say(
+                Side::Agent,
+                "Hello, this is Anna calling from Acme Bank about your card payment.",
+                800,
+            ),
+            Turn::say(
+                Side::Customer,
+                "I want a refund, otherwise I will file a complaint.",
+                1500,
+            ),
+            Turn::say(
+                Side::Agent,
+                "I understand. Thank you for your time, goodbye.",
+                1200,
+            ),
+        ],
+        &en,
+        8000,
+    )
+    .expect("English call");
+    let zh = fixtures_dir().join("zh");
+    let zh_call = dir.join("zh_refund_call.wav");
+    stereo_call(
+        &[
+            Turn::wav(Side::Agent, zh.join("agent_greeting.wav"), 600),
+            Turn::wav(
+                Side::Customer,
+                zh.join("customer_refund_complaint.wav"),
+                1200,
+            ),
+            Turn::wav(Side::Agent, zh.join("agent_closing.wav"), 1000),
+        ],
+        &zh_call,
+        8000,
+    )
+    .expect("Mandarin call");
+    let zh_returns = dir.join("zh_returns_call.wav");
+    stereo_call(
+        &[
+            Turn::wav(Side::Agent, zh.join("agent_greeting.wav"), 600),
+            Turn::wav(Side::Customer, zh.join("customer_returns.wav"), 1200),
+        ],
+        &zh_returns,
+        8000,
+    )
+    .expect("Mandarin returns call");
+    // One short mono clip in every format the decoder must read.
+    let clip = dir.join("clip.wav");
+    espeak_wav(
+        "I would like a refund for the second payment.",
+        "en-us",
+        &clip,
+    )
+    .expect("espeak");
+    let mut files = vec![en, zh_call, zh_returns];
+    for f in AudioFormat::ALL {
+        let out = dir.join(format!("clip_{f:?}.{}", f.extension()).to_lowercase());
+        convert(&clip, &out, f).expect("convert");
+        files.push(out);
+    }
+    let corrupt = dir.join("corrupt.wav");
+    let mut junk = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    junk.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+    std::fs::write(&corrupt, junk).unwrap();
+    let empty = dir.join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    files.push(corrupt);
+    files.push(empty);
+    let c = spans[1];
+    Fixture {
+        files,
+        customer_span_ms: (c.start_ms, c.end_ms),
+    }
+}
+
+#[test]
+fn embedded_pipeline_transcribes_searches_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = build_fixtures(tmp.path());
+    let cq = Callqa::embedded(&tmp.path().join("data"));
+    let mut args = vec![
+        "ingest",
+        "--wait",
+        "--campaign",
+        "cards",
+        "--agent",
+        "anna",
+        "--customer",
+        "+8613800138000",
+    ];
+    let paths: Vec<String> = fx.files.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = cq.run(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "two bad files must make ingest exit non-zero\n{stderr}"
+    );
+    let lines = json_lines(&stdout);
+    assert_eq!(
+        lines.len(),
+        fx.files.len(),
+        "one line per file:\n{stdout}\n{stderr}"
+    );
+    // name -> (call_id, line)
+    let by_name: HashMap<String, Value> = fx
+        .files
+        .iter()
+        .zip(&lines)
+        .map(|(f, l)| {
+            (
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                l.clone(),
+            )
+        })
+        .collect();
+    for (name, line) in &by_name {
+        let bad = name == "corrupt.wav" || name == "empty.wav";
+        let expected = if bad { "failed" } else { "done" };
+        assert_eq!(line["status"], expected, "{name}: {line}\n{stderr}");
+        if bad {
+            let err = line["error"].as_str().unwrap_or("");
+            assert!(err.len() > 10, "{name} needs a readable reason: {line}");
+        } else {
+            assert!(line.get("error").is_none(), "{name}: {line}");
+        }
+    }
+    assert!(by_name["empty.wav"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("empty"));
+    let id = |name: &str| by_name[name]["call_id"].as_str().unwrap().to_string();
+
+    // English stereo: per-speaker text with the customer's words at the right time.
+    let en = cq.json(&["calls", "show", &id("en_refund_call.wav"), "--json"]);
+    assert_eq!(en["status"], "done");
+    let customer = speaker_text(&en, "customer");
+    assert!(customer.contains("refund"), "customer said refund: {en}");
+    assert!(
+        customer.contains("complain"),
+        "customer said complaint: {en}"
+    );
+    let agent = speaker_text(&en, "agent");
+    assert!(
+        agent.contains("calling") || agent.contains("payment"),
+        "agent text: {en}"
+    );
+    assert!(
+        !agent.contains("refund"),
+        "the agent never said refund: {en}"
+    );
+    let seg = en["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["speaker"] == "customer"
+                && s["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .contains("refund")
+        })
+        .unwrap();
+    let (cs, ce) = fx.customer_span_ms;
+    let start = seg["start_ms"].as_u64().unwrap();
+    assert!(
+        start + 400 >= cs && start <= cs + 400,
+        "segment starts at {start}, speech at {cs}..{ce}"
+    );
+    assert_eq!(en["language"], "en");
+    assert!(en["recording"]["bytes"].as_u64().unwrap() > 10_000);
+
+    // Mandarin: simplified characters, the keywords on the customer's side.
+    let zh = cq.json(&["calls", "show", &id("zh_refund_call.wav"), "--json"]);
+    assert_eq!(zh["language"], "zh", "{zh}");
+    let zc = speaker_text(&zh, "customer");
+    assert!(zc.contains("退款"), "customer said 退款: {zc}");
+    assert!(
+        zc.contains("投诉"),
+        "customer said 投诉 (normalised to simplified): {zc}"
+    );
+
+    // Every format decodes; mono recordings are one mixed speaker.
+    for f in AudioFormat::ALL {
+        let name = format!("clip_{f:?}.{}", f.extension()).to_lowercase();
+        let c = cq.json(&["calls", "show", &id(&name), "--json"]);
+        let text = speaker_text(&c, "mixed");
+        assert!(text.contains("refund"), "{name}: {c}");
+    }
+
+    // Failed calls are listed with their reasons.
+    let failed = cq.json(&["calls", "list", "--status", "failed", "--json"]);
+    assert_eq!(failed["calls"].as_array().unwrap().len(), 2, "{failed}");
+
+    // Search over the real transcripts (issue 3).
+    let hits = |q: &[&str]| -> Vec<String> {
+        let mut a = vec!["search"];
+        a.extend_from_slice(q);
+        a.push("--json");
+        let r = cq.json(&a);
+        r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["call_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let refund_zh = hits(&["退款"]);
+    assert!(
+        refund_zh.contains(&id("zh_refund_call.wav")),
+        "{refund_zh:?}"
+    );
+    assert!(
+        !refund_zh.contains(&id("zh_returns_call.wav")),
+        "退款 must not match 退货/款项: {refund_zh:?}"
+    );
+    let refund_en = hits(&["refund", "--speaker", "customer"]);
+    assert!(
+        refund_en.contains(&id("en_refund_call.wav")),
+        "{refund_en:?}"
+    );
+    let refund_agent = hits(&["refund", "--speaker", "agent"]);
+    assert!(
+        !refund_agent.contains(&id("en_refund_call.wav")),
+        "{refund_agent:?}"
+    );
+    let both = hits(&["refund AND complaint"]);
+    assert!(both.contains(&id("en_refund_call.wav")));
+    assert!(
+        !both.contains(&id("clip_wav16.wav")),
+        "the clip has no complaint: {both:?}"
+    );
+    let r = cq.json(&["search", "退款", "--json"]);
+    let snip = &r["hits"][0]["snippets"][0];
+    assert!(snip["text"].as_str().unwrap().contains("<b>"), "{r}");
+    assert_eq!(snip["speaker"], "customer");
+    let bad = cq.run(&["search", "refund AND (", "--json"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a query that does not parse exits 2"
+    );
+    assert!(!String::from_utf8_lossy(&bad.stderr).trim().is_empty());
+
+    // QA (issue 4): the complaint is flagged with evidence at the customer's words.
+    let qa = &en["qa"];
+    let flags: Vec<&str> = qa["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(flags.contains(&"complaint"), "{qa}");
+    assert!(flags.contains(&"refund"), "{qa}");
+    let zflags: Vec<&str> = zh["qa"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(zflags.contains(&"complaint"), "{}", zh["qa"]);
+}

@@ -1,0 +1,348 @@
+//! Calls: listing, one call's metadata + transcript + QA result, recording playback with
+//! HTTP Range, and the dead-letter view with retry.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callqa_ingest::db::{status, CallRow};
+use callqa_ingest::queue::{Job, Stage};
+use callqa_ingest::transcript::Transcript;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{opt, opt_num, Params};
+use crate::auth::{Role, User};
+use crate::error::WebError;
+use crate::WebState;
+
+/// Largest body of one open-ended range answer: the browser asks for the rest as it plays,
+/// so a long recording is never read into memory whole.
+const MAX_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// The call's stored transcript, `None` before transcription. A transcript object that
+/// is missing although the row names it is reported, not hidden.
+pub async fn load_transcript(
+    state: &WebState,
+    row: &CallRow,
+) -> Result<Option<Transcript>, WebError> {
+    let Some(key) = row.transcript_key.as_deref() else {
+        return Ok(None);
+    };
+    let bytes = state.storage.get(key).await?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| WebError::Json {
+            what: format!("transcript {key}"),
+            source,
+        })
+}
+
+/// The `callqa calls show --json` shape: metadata, recording, segments, QA result, error.
+/// Numbers are in full; callers mask for roles that may not see them.
+pub async fn call_json(state: &WebState, row: &CallRow) -> Result<Value, WebError> {
+    let transcript = load_transcript(state, row).await?;
+    let qa = callqa_qa::load_result(state.db.pool(), &row.call_id).await?;
+    let segments = transcript.map(|t| t.segments).unwrap_or_default();
+    Ok(json!({
+        "call_id": row.call_id,
+        "status": row.status,
+        "campaign": row.campaign,
+        "agent": row.agent,
+        "customer": row.customer,
+        "started_at": row.started_at,
+        "duration_ms": row.duration_ms,
+        "language": row.language,
+        "recording": {"key": row.recording_key, "bytes": row.recording_bytes},
+        "segments": segments,
+        "qa": qa,
+        "error": row.error,
+    }))
+}
+
+/// The short form of a call used by lists.
+pub(crate) fn summary(row: &CallRow, user: &User) -> Value {
+    let mut v = json!({
+        "call_id": row.call_id,
+        "status": row.status,
+        "campaign": row.campaign,
+        "agent": row.agent,
+        "customer": row.customer,
+        "started_at": row.started_at,
+        "duration_ms": row.duration_ms,
+        "language": row.language,
+        "error": row.error,
+        "updated_at": row.updated_at,
+    });
+    if !user.sees_numbers() {
+        crate::mask::redact(&mut v);
+    }
+    v
+}
+
+pub(crate) async fn get_row(state: &WebState, id: &str) -> Result<CallRow, WebError> {
+    state
+        .db
+        .get_call(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("call {id}")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only calls with this status (`queued`, `transcribed`, `scored`, `done`, `failed`).
+    pub status: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<String>,
+}
+
+/// Calls, newest first: `{"calls": [{"call_id", "status", ...}]}`.
+#[utoipa::path(get, path = "/api/calls", tag = "calls", params(ListParams),
+    responses((status = 200, description = "Calls, newest first"), (status = 401, description = "Not logged in")),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Params(p): Params<ListParams>,
+) -> Result<Json<Value>, WebError> {
+    user.require(Role::Viewer, "list calls")?;
+    let limit = opt_num::<i64>("limit", &p.limit)?
+        .unwrap_or(100)
+        .clamp(1, 10_000);
+    let rows = state.db.list_calls(opt(&p.status), limit).await?;
+    Ok(Json(
+        json!({ "calls": rows.iter().map(|r| summary(r, &user)).collect::<Vec<_>>() }),
+    ))
+}
+
+/// One call as `callqa calls show --json` prints it.
+#[utoipa::path(get, path = "/api/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses((status = 200, description = "The call, its transcript and QA result"),
+        (status = 401, description = "Not logged in"), (status = 404, description = "No such call")),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    user.require(Role::Viewer, "read calls")?;
+    let row = get_row(&state, &id).await?;
+    let mut v = call_json(&state, &row).await?;
+    if !user.sees_numbers() {
+        crate::mask::redact(&mut v);
+    }
+    Ok(Json(v))
+}
+
+/// Content type from the recording's extension, so browsers pick the right decoder.
+pub fn audio_content_type(key: &str) -> &'static str {
+    match key
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("wav") => "audio/wav",
+        Some("mp3") => "audio/mpeg",
+        Some("flac") => "audio/flac",
+        Some("ogg" | "oga" | "opus") => "audio/ogg",
+        Some("m4a" | "mp4") => "audio/mp4",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Parses a single `bytes=` range against `size`: `Ok(None)` = no range asked,
+/// `Err(())` = unsatisfiable. Only the first of several ranges is served.
+pub fn parse_range(value: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+    let first = spec.split(',').next().unwrap_or("").trim();
+    let (a, b) = first.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        // Suffix range: the last N bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        size.saturating_sub(n)..size
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            size.min(start.saturating_add(MAX_CHUNK))
+        } else {
+            let last: u64 = b.parse().map_err(|_| ())?;
+            if last < start {
+                return Err(());
+            }
+            size.min(last + 1)
+        };
+        start..end
+    };
+    if range.start >= size || range.is_empty() {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+/// Streams the recording; honours `Range` (206 + `Content-Range`). A request that starts
+/// at byte 0 begins a playback and is written to the audit log.
+#[utoipa::path(get, path = "/api/calls/{id}/audio", tag = "calls",
+    params(("id" = String, Path, description = "Call id"), ("Range" = Option<String>, Header, description = "bytes=START-END")),
+    responses((status = 200, description = "The whole recording", content_type = "audio/wav"),
+        (status = 206, description = "The requested byte range"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Viewers may not listen"),
+        (status = 404, description = "No such call"), (status = 416, description = "Range not satisfiable")),
+    security(("bearer" = [])))]
+pub async fn audio(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    user.require(Role::Analyst, "listen to recordings")?;
+    let row = get_row(&state, &id).await?;
+    let key = row.recording_key.clone();
+    let size = state
+        .storage
+        .size(&key)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("recording {key} of call {id}")))?;
+    let ctype = audio_content_type(&key);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => match parse_range(v, size) {
+            Ok(r) => r,
+            Err(()) => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [
+                        (header::CONTENT_RANGE, format!("bytes */{size}")),
+                        (header::ACCEPT_RANGES, "bytes".to_string()),
+                    ],
+                )
+                    .into_response())
+            }
+        },
+    };
+    if range.as_ref().is_none_or(|r| r.start == 0) {
+        crate::audit::record(state.db.pool(), &user.name, "playback", &id, &key).await?;
+        crate::metrics::count_playback();
+    }
+    let (status, body, content_range) = match range {
+        Some(r) => {
+            let bytes = state.storage.get_range(&key, r.clone()).await?;
+            (
+                StatusCode::PARTIAL_CONTENT,
+                bytes,
+                Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+            )
+        }
+        None => (StatusCode::OK, state.storage.get(&key).await?, None),
+    };
+    let mut res = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, "private, no-store");
+    if let Some(cr) = content_range {
+        res = res.header(header::CONTENT_RANGE, cr);
+    }
+    res.body(Body::from(body))
+        .map_err(|e| WebError::Task(e.to_string()))
+}
+
+/// Failed calls with the reason each failed: `{"calls": [{"call_id", "error", ...}]}`.
+#[utoipa::path(get, path = "/api/dead-letters", tag = "calls",
+    responses((status = 200, description = "Failed calls, newest first"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Viewers may not")),
+    security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(state): State<Arc<WebState>>,
+    user: User,
+) -> Result<Json<Value>, WebError> {
+    user.require(Role::Analyst, "see failed calls")?;
+    let rows = state.db.list_calls(Some(status::FAILED), 1000).await?;
+    Ok(Json(
+        json!({ "calls": rows.iter().map(|r| summary(r, &user)).collect::<Vec<_>>() }),
+    ))
+}
+
+/// Re-queues a failed call from the start (transcription).
+pub(crate) async fn retry_call(state: &WebState, user: &User, id: &str) -> Result<Value, WebError> {
+    user.require(Role::Analyst, "retry failed calls")?;
+    let row = get_row(state, id).await?;
+    if row.status != status::FAILED {
+        return Err(WebError::Conflict(format!(
+            "call {id} is {}, not failed; only failed calls are retried",
+            row.status
+        )));
+    }
+    state.db.set_status(id, status::QUEUED, None).await?;
+    state
+        .queue
+        .publish(&Job::new(id, Stage::Transcribe))
+        .await?;
+    crate::audit::record(
+        state.db.pool(),
+        &user.name,
+        "retry",
+        id,
+        row.error.as_deref().unwrap_or(""),
+    )
+    .await?;
+    Ok(json!({ "call_id": id, "status": status::QUEUED }))
+}
+
+/// Resets a failed call to `queued` and publishes its transcription job again.
+#[utoipa::path(post, path = "/api/calls/{id}/retry", tag = "calls",
+    params(("id" = String, Path, description = "Call id")),
+    responses((status = 200, description = "{\"call_id\", \"status\": \"queued\"}"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Viewers may not"),
+        (status = 404, description = "No such call"), (status = 409, description = "The call has not failed")),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    Ok(Json(retry_call(&state, &user, &id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some(0..100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some(900..1000)));
+        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some(900..1000)));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Ok(Some(990..1000)));
+        assert_eq!(parse_range("bytes=0-0,5-9", 1000), Ok(Some(0..1)));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-2", 1000), Err(()));
+        assert_eq!(parse_range("items=0-1", 1000), Err(()));
+        assert_eq!(
+            parse_range("bytes=0-", 10 * MAX_CHUNK),
+            Ok(Some(0..MAX_CHUNK))
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            audio_content_type("recordings/2026/01/01/a.WAV"),
+            "audio/wav"
+        );
+        assert_eq!(audio_content_type("x.mp3"), "audio/mpeg");
+        assert_eq!(audio_content_type("x.flac"), "audio/flac");
+        assert_eq!(audio_content_type("x.ogg"), "audio/ogg");
+        assert_eq!(audio_content_type("noext"), "application/octet-stream");
+    }
+}
