@@ -61,6 +61,11 @@ enum Command {
     /// The do-not-call list the dialer enforces.
     #[command(subcommand)]
     Blacklist(commands::blacklist::Cmd),
+    /// Place one call through a SIP trunk, playing a prompt.
+    Dial(commands::dial::Args),
+    /// Web/API users.
+    #[command(subcommand)]
+    User(commands::user::Cmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(commands::bench::Cmd),
@@ -111,6 +116,8 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Qa(c) => commands::qa::run(cfg, &dd, c).await,
         Command::Report(c) => commands::report::run(cfg, &dd, c).await,
         Command::Blacklist(c) => commands::blacklist::run(cfg, &dd, c).await,
+        Command::Dial(a) => commands::dial::run(cfg, &dd, a).await,
+        Command::User(c) => commands::user::run(cfg, &dd, c).await,
         Command::Bench(c) => commands::bench::run(cfg, &dd, c).await,
     }
 }

@@ -43,6 +43,10 @@ impl From<anyhow::Error> for StageError {
 /// unacknowledged and come back to another worker.
 pub async fn run_workers(app: App, stages: &[Stage], stop: watch::Receiver<bool>) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
+    if stages.contains(&Stage::Transcribe) {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(spool_loop(app, stop));
+    }
     for stage in stages {
         let (app, stop) = (app.clone(), stop.clone());
         match stage {
@@ -308,6 +312,55 @@ async fn index_loop(app: App, mut stop: watch::Receiver<bool>) -> Result<()> {
                 .set_status(&d.job.call_id, status::DONE, None)
                 .await?;
             finish(&app, d, Ok(())).await?;
+        }
+    }
+}
+
+/// Pushes a finished call's result to the configured CRM webhook (signed, retried) in the
+/// background; a CRM outage never holds up the pipeline.
+async fn notify_crm(app: &App, call_id: &str) {
+    if app.cfg.web.webhook_url.is_none() {
+        return;
+    }
+    let qa = callqa_qa::load_result(app.db.pool(), call_id).await.ok().flatten();
+    let row = app.db.get_call(call_id).await.ok().flatten();
+    let summary = match &row {
+        Some(r) => load_transcript(app, r)
+            .await
+            .map(|t| t.full_text().chars().take(500).collect::<String>())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let payload = serde_json::json!({
+        "event": "call.done",
+        "call_id": call_id,
+        "campaign": row.as_ref().and_then(|r| r.campaign.clone()),
+        "agent": row.as_ref().and_then(|r| r.agent.clone()),
+        "customer": row.as_ref().and_then(|r| r.customer.clone()),
+        "transcript_summary": summary,
+        "qa_score": qa.as_ref().map(|q| q.score),
+        "flags": qa.map(|q| q.flags).unwrap_or_default(),
+    });
+    let cfg = app.cfg.web.clone();
+    let id = call_id.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = callqa_web::send_webhook(&cfg, &payload).await {
+            tracing::warn!(call_id = %id, error = %e, "CRM webhook failed after retries");
+        }
+    });
+}
+
+/// Uploads recordings the dialer spooled while storage was down, then queues them.
+pub async fn spool_loop(app: App, mut stop: watch::Receiver<bool>) {
+    loop {
+        match crate::commands::dial::drain_spool(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recordings = n, "uploaded spooled recordings"),
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "spool not drained yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Call-setup benchmark: how many calls per second the dialer completes against a UAS, to be
 //! set next to SIPp-vs-SIPp on the same machine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,25 +26,39 @@ pub struct SetupBench {
     pub mean_setup_ms: f64,
 }
 
-/// Places `calls` calls through `trunk`, at most `concurrency` at a time, and counts those that
-/// did not end with `expect` as failures.
+/// What [`setup_rate`] places.
+#[derive(Debug, Clone)]
+pub struct SetupPlan {
+    pub trunk: String,
+    pub prompt: PathBuf,
+    pub calls: u64,
+    pub concurrency: usize,
+    /// The outcome every call should have (e.g. `Busy` against a UAS answering 486).
+    pub expect: Outcome,
+}
+
+/// Places `plan.calls` calls through its trunk, at most `plan.concurrency` at a time, and
+/// counts those that did not end as `plan.expect` as failures.
 pub async fn setup_rate(
     cfg: &DialerConfig,
-    trunk: &str,
-    prompt: &Path,
-    calls: u64,
-    concurrency: usize,
-    expect: Outcome,
+    plan: &SetupPlan,
     store: Arc<dyn ObjectStore>,
     spool_dir: &Path,
 ) -> Result<SetupBench, DialerError> {
-    cfg.trunk(trunk)?;
+    let SetupPlan {
+        trunk,
+        prompt,
+        calls,
+        concurrency,
+        expect,
+    } = plan.clone();
+    cfg.trunk(&trunk)?;
     let started = Instant::now();
     let results: Vec<Result<_, DialerError>> = futures::stream::iter(0..calls)
         .map(|i| {
             let req = DialRequest {
                 number: format!("+86138{:08}", i % 100_000_000),
-                trunk: trunk.to_string(),
+                trunk: trunk.clone(),
                 caller_id: None,
                 play: prompt.to_path_buf(),
                 call_id: format!("bench-{}-{i}", std::process::id()),

@@ -4,16 +4,21 @@
 
 pub mod bench;
 pub mod call;
+pub mod campaign;
+pub mod campaign_store;
 pub mod compliance;
 pub mod config;
+pub mod consent;
 pub mod error;
 pub mod g711;
 pub mod jitter;
 pub mod media;
 pub mod number;
+pub mod pacing;
 pub mod recording;
 pub mod routing;
 pub mod rtp;
+pub mod runner;
 pub mod sip;
 pub mod wav;
 
@@ -25,3 +30,7 @@ pub use config::{CallingHours, DialerConfig, TrunkConfig};
 pub use error::DialerError;
 pub use recording::drain_spool;
 pub use routing::{dial_routed, TrunkRouter};
+pub use campaign::{CampaignConfig, CampaignError, CampaignKind, Contact, PacingMode};
+pub use campaign_store::{CampaignState, CampaignStatus, CampaignStore, RefusedCounts};
+pub use consent::{ConsentRecord, Consents};
+pub use runner::{RunOptions, RunSummary, Runner};

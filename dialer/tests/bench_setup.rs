@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use callqa_dialer::bench::setup_rate;
+use callqa_dialer::bench::{setup_rate, SetupPlan};
 use callqa_dialer::Outcome;
 use support::*;
 
@@ -80,18 +80,16 @@ async fn setup_rate_vs_sipp() {
     let (mut uas, port) = busy_uas(CALLS, tmp.path());
     let cfg = config("sipp", &format!("127.0.0.1:{port}"));
     let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    let bench = setup_rate(
-        &cfg,
-        "sipp",
-        &prompt,
-        CALLS,
-        200,
-        Outcome::Busy,
-        store,
-        &tmp.path().join("spool"),
-    )
-    .await
-    .unwrap();
+    let plan = SetupPlan {
+        trunk: "sipp".into(),
+        prompt,
+        calls: CALLS,
+        concurrency: 200,
+        expect: Outcome::Busy,
+    };
+    let bench = setup_rate(&cfg, &plan, store, &tmp.path().join("spool"))
+        .await
+        .unwrap();
     let _ = uas.wait();
     println!(
         "setup rate: dialer {:.0} calls/s ({} failures, mean setup {:.1} ms), SIPp UAC {:.0} calls/s, ratio {:.0}%",

@@ -173,7 +173,7 @@ fn transcribe(model: &Path, pcm: &[f32]) -> (String, Duration) {
     state.full(params, pcm).unwrap();
     let elapsed = start.elapsed();
     eprintln!(
-        "  full(): {:.2} s wall, {:.2} s CPU (all threads)",
+        "  full(): {:.2} s wall, {:.2} s process CPU (includes tests running alongside)",
         elapsed.as_secs_f64(),
         process_cpu_seconds() - cpu_start
     );

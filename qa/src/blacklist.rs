@@ -286,7 +286,7 @@ impl Blacklist {
         Ok(entry)
     }
 
-    /// Removes `number`; `false` when it was not on the list. Audited either way it exists.
+    /// Removes `number` (audited); `false`, and no audit record, when it was not on the list.
     pub async fn remove(&self, number: &str, reason: &str, actor: &str) -> Result<bool, QaError> {
         let number = number::normalize(number)?;
         let mut tx = self

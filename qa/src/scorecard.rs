@@ -38,6 +38,10 @@ pub fn category_phrases(category: &str) -> Option<&'static [&'static str]> {
             "reimburse",
         ],
         "opt_out" => &[
+            // The bare verb phrase too: whisper often mangles the final particle
+            // (不要再打了 -> 不要再打门), and 不要再打扰我 means the same.
+            "不要再打",
+            "别再打",
             "不要再打了",
             "别再打了",
             "不要再打电话",

@@ -27,10 +27,47 @@ pub enum Cmd {
         #[arg(long)]
         language: Option<String>,
     },
+    /// Index N synthetic transcripts; query latency against PostgreSQL LIKE.
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: usize,
+        /// PostgreSQL to compare with; `none` skips the comparison.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        postgres: String,
+        /// Skip indexing a second time with tantivy's default tokenizer.
+        #[arg(long)]
+        no_default_tokenizer: bool,
+    },
+    /// QA scoring throughput on N synthetic calls.
+    Qa {
+        #[arg(long, default_value_t = 10_000)]
+        calls: usize,
+    },
 }
 
 pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
     match cmd {
+        Cmd::Search {
+            calls,
+            postgres,
+            no_default_tokenizer,
+        } => {
+            let opts = callqa_search::bench::BenchOptions {
+                calls,
+                postgres_url: (postgres != "none").then_some(postgres),
+                compare_default_tokenizer: !no_default_tokenizer,
+                ..Default::default()
+            };
+            let report = callqa_search::bench::run(opts).await.context("search benchmark failed")?;
+            crate::commands::print_json(&report)?;
+            Ok(0)
+        }
+        Cmd::Qa { calls } => {
+            let rate = tokio::task::spawn_blocking(move || callqa_qa::bench_scoring(calls)).await?;
+            eprintln!("scored {calls} synthetic calls: {rate:.0} calls/s");
+            crate::commands::print_json(&json!({"calls": calls, "calls_per_s": rate}))?;
+            Ok(0)
+        }
         Cmd::Transcribe {
             file,
             model,

@@ -3,12 +3,14 @@
 pub mod bench;
 pub mod blacklist;
 pub mod calls;
+pub mod dial;
 pub mod ingest;
 pub mod model;
 pub mod qa;
 pub mod report;
 pub mod search;
 pub mod serve;
+pub mod user;
 pub mod worker;
 
 /// Prints one JSON value on its own line to stdout.

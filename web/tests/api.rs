@@ -612,6 +612,74 @@ async fn ui_requires_login_and_shows_query_errors() {
         "{}",
         en.text()
     );
+    // The call page: player for analysts, seekable turns, highlighted query words, QA.
+    let an = format!("Bearer {}", e.analyst);
+    let call = send(
+        &e.app,
+        Method::GET,
+        &format!("/calls/{CALL}?q=%E9%80%80%E6%AC%BE"),
+        &[("authorization", &an)],
+        "",
+    )
+    .await;
+    assert_eq!(call.status, StatusCode::OK);
+    let html = call.text();
+    assert!(
+        html.contains(&format!(
+            "<audio id=\"player\" controls preload=\"metadata\" src=\"/api/calls/{CALL}/audio\""
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("class=\"seg customer\" id=\"seg-1\" data-start=\"2100\""),
+        "{html}"
+    );
+    assert!(html.contains("<mark>退款</mark>"), "{html}");
+    assert!(html.contains("13800138000"), "analysts see the number");
+    let viewer_call = send(
+        &e.app,
+        Method::GET,
+        &format!("/calls/{CALL}"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert!(
+        !viewer_call.text().contains("<audio"),
+        "viewers get no player"
+    );
+    let ad = format!("Bearer {}", e.admin);
+    let bl_admin = send(
+        &e.app,
+        Method::GET,
+        "/blacklist",
+        &[("authorization", &ad)],
+        "",
+    )
+    .await;
+    assert_eq!(bl_admin.status, StatusCode::OK);
+    assert!(bl_admin.text().contains("action=\"/blacklist/add\""));
+    let added = send(
+        &e.app,
+        Method::POST,
+        "/blacklist/add",
+        &[
+            ("authorization", &ad),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        "number=%2B8613500135000&reason=asked&expires_at=",
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let dl = send(
+        &e.app,
+        Method::GET,
+        "/dead-letters",
+        &[("authorization", &an)],
+        "",
+    )
+    .await;
+    assert_eq!(dl.status, StatusCode::OK);
     // Viewers may not open management pages.
     let bl = send(
         &e.app,
@@ -721,9 +789,12 @@ async fn blacklist_changes_need_reasons() {
     assert_eq!(imp["errors"].as_array().map(Vec::len), Some(1));
 }
 
+/// What the test CRM received: the signature header and the body.
+type Delivery = (Option<String>, Vec<u8>);
+
 #[tokio::test]
 async fn webhook_is_signed_and_retried() {
-    let seen: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let seen2 = seen.clone();
     let hook = Router::new().route(
         "/hook",
@@ -774,4 +845,25 @@ async fn webhook_is_signed_and_retried() {
         callqa_web::send_webhook(&dead, &payload).await,
         Err(callqa_web::WebError::Webhook { attempts: 3, .. })
     ));
+}
+
+#[tokio::test]
+async fn serve_stops_when_asked() {
+    let e = env().await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(callqa_web::serve(e.state.clone(), "127.0.0.1:0", rx));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !server.is_finished(),
+        "the server keeps running until told to stop"
+    );
+    tx.send(true).unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(
+        matches!(done, Ok(Ok(Ok(())))),
+        "graceful shutdown: {done:?}"
+    );
+    let (_tx2, rx2) = tokio::sync::watch::channel(false);
+    let bad = callqa_web::serve(e.state.clone(), "not-an-address", rx2).await;
+    assert!(matches!(bad, Err(callqa_web::WebError::Listen { .. })));
 }

@@ -156,35 +156,39 @@ pub fn audio_content_type(key: &str) -> &'static str {
     }
 }
 
-/// Parses a single `bytes=` range against `size`: `Ok(None)` = no range asked,
-/// `Err(())` = unsatisfiable. Only the first of several ranges is served.
-pub fn parse_range(value: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
-    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+/// A `Range` header that is malformed or lies beyond the end (HTTP 416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// Parses a single `bytes=` range against `size`; `Ok(None)` = the whole object.
+/// Only the first of several ranges is served.
+pub fn parse_range(value: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
+    let spec = value.trim().strip_prefix("bytes=").ok_or(Unsatisfiable)?;
     let first = spec.split(',').next().unwrap_or("").trim();
-    let (a, b) = first.split_once('-').ok_or(())?;
+    let (a, b) = first.split_once('-').ok_or(Unsatisfiable)?;
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         // Suffix range: the last N bytes.
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         size.saturating_sub(n)..size
     } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
+        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
         let end = if b.is_empty() {
             size.min(start.saturating_add(MAX_CHUNK))
         } else {
-            let last: u64 = b.parse().map_err(|_| ())?;
+            let last: u64 = b.parse().map_err(|_| Unsatisfiable)?;
             if last < start {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             size.min(last + 1)
         };
         start..end
     };
     if range.start >= size || range.is_empty() {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some(range))
 }
@@ -217,7 +221,7 @@ pub async fn audio(
         None => None,
         Some(v) => match parse_range(v, size) {
             Ok(r) => r,
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 return Ok((
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     [
@@ -325,9 +329,9 @@ mod tests {
         assert_eq!(parse_range("bytes=-100", 1000), Ok(Some(900..1000)));
         assert_eq!(parse_range("bytes=990-2000", 1000), Ok(Some(990..1000)));
         assert_eq!(parse_range("bytes=0-0,5-9", 1000), Ok(Some(0..1)));
-        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
-        assert_eq!(parse_range("bytes=5-2", 1000), Err(()));
-        assert_eq!(parse_range("items=0-1", 1000), Err(()));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(Unsatisfiable));
+        assert_eq!(parse_range("bytes=5-2", 1000), Err(Unsatisfiable));
+        assert_eq!(parse_range("items=0-1", 1000), Err(Unsatisfiable));
         assert_eq!(
             parse_range("bytes=0-", 10 * MAX_CHUNK),
             Ok(Some(0..MAX_CHUNK))

@@ -122,7 +122,7 @@ pub async fn page(
     Query(p): Query<PageParams>,
 ) -> Response {
     if let Err(r) = ctx.require(Role::Analyst) {
-        return r;
+        return *r;
     }
     match render(&state, &ctx, &p, None).await {
         Ok(body) => frame(&ctx, ctx.t("nav.blacklist"), body).into_response(),

@@ -25,7 +25,7 @@ pub async fn page(
     Query(p): Query<PageParams>,
 ) -> Response {
     if let Err(r) = ctx.require(Role::Analyst) {
-        return r;
+        return *r;
     }
     let rows = match state.db.list_calls(Some(status::FAILED), 1000).await {
         Ok(r) => r,

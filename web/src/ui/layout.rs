@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup, DOCTYPE};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::i18n::Lang;
 use crate::auth::{authenticate, Role, User};
@@ -29,14 +29,14 @@ impl Ctx {
     }
 
     /// A 403 page unless the user's role is at least `min`.
-    pub fn require(&self, min: Role) -> Result<(), Response> {
+    pub fn require(&self, min: Role) -> Result<(), Box<Response>> {
         if self.user.role >= min {
             Ok(())
         } else {
-            Err(self.fail(WebError::Forbidden {
+            Err(Box::new(self.fail(WebError::Forbidden {
                 role: self.user.role.as_str(),
                 action: "open this page",
-            }))
+            })))
         }
     }
 
@@ -86,9 +86,16 @@ impl FromRequestParts<Arc<WebState>> for Ctx {
     }
 }
 
-/// Percent-encodes a query value.
+/// Everything but RFC 3986 unreserved characters, so ids like `c-0001` stay readable.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value.
 pub fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(s, ENCODE).to_string()
 }
 
 /// `?a=1&b=2` from pairs, skipping empty values.

@@ -1,0 +1,148 @@
+//! `callqa dial`: one test call through a trunk, playing a prompt. Compliance gates run
+//! first; an answered call's stereo recording is stored (or spooled) and queued for
+//! transcription like any ingested one.
+
+use crate::app::App;
+use crate::config::Config;
+use anyhow::{Context, Result};
+use callqa_dialer::{dial_checked, ComplianceLookup, DialRequest, Outcome};
+use callqa_ingest::db::{now_rfc3339, status, CallRow};
+use callqa_ingest::queue::{Job, Stage};
+use callqa_ingest::storage::recording_key;
+use callqa_qa::Blacklist;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    number: String,
+    #[arg(long)]
+    trunk: String,
+    /// Caller ID to present (must be registered in [dialer] caller_ids).
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// WAV prompt played when the call is answered.
+    #[arg(long)]
+    play: PathBuf,
+    #[arg(long)]
+    campaign: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Blacklist answers fetched before the dial (the gate itself is synchronous).
+struct Prefetched {
+    blacklisted: Option<(String, String)>,
+}
+
+impl ComplianceLookup for Prefetched {
+    fn blacklisted(&self, number: &str) -> Option<String> {
+        self.blacklisted
+            .as_ref()
+            .filter(|(n, _)| n == number)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn consent(&self, _number: &str, _scope: &str) -> bool {
+        false
+    }
+}
+
+/// Where recordings wait when the object store is unreachable.
+pub fn spool_dir(app: &App) -> PathBuf {
+    app.data_dir.join("spool")
+}
+
+pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
+    let app = App::open(cfg, data_dir).await?;
+    let bl = Blacklist::new(app.db.pool().clone());
+    let blacklisted = match callqa_qa::number::normalize(&a.number) {
+        Ok(n) => bl
+            .is_blocked(&n, chrono::Utc::now())
+            .await?
+            .map(|e| (n, format!("{} ({})", e.reason, e.source.as_str()))),
+        Err(_) => None, // the gate refuses invalid numbers itself
+    };
+    let call_id = uuid::Uuid::now_v7().simple().to_string();
+    let now = chrono::Utc::now();
+    let req = DialRequest {
+        number: a.number.clone(),
+        trunk: a.trunk.clone(),
+        caller_id: a.caller_id.clone(),
+        play: a.play.clone(),
+        call_id: call_id.clone(),
+        recording_key: recording_key(&call_id, now.date_naive(), "wav"),
+    };
+    let spool = spool_dir(&app);
+    let report = dial_checked(
+        &app.cfg.dialer,
+        req,
+        &Prefetched { blacklisted },
+        None,
+        0,
+        app.storage.object_store(),
+        &spool,
+    )
+    .await
+    .context("the call failed")?;
+    if report.outcome == Outcome::Answered {
+        if let Some(rec) = &report.recording {
+            let ts = now_rfc3339();
+            let row = CallRow {
+                call_id: call_id.clone(),
+                status: if rec.spooled { "spooled".into() } else { status::QUEUED.into() },
+                campaign: a.campaign.clone(),
+                agent: Some("prompt".into()),
+                customer: Some(report.number.clone()),
+                started_at: report.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                duration_ms: Some(report.duration_ms as i64),
+                recording_key: rec.key.clone(),
+                recording_bytes: rec.bytes as i64,
+                source_name: Some(format!("{call_id}.wav")),
+                created_at: ts.clone(),
+                updated_at: ts,
+                ..Default::default()
+            };
+            app.db.insert_call(&row).await?;
+            if !rec.spooled {
+                app.queue.publish(&Job::new(&call_id, Stage::Transcribe)).await?;
+            }
+        }
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["call_id"] = json!(call_id);
+        crate::commands::print_json(&v)?;
+    } else {
+        println!(
+            "{call_id}: {:?} {} {}",
+            report.outcome,
+            report.sip_code.map(|c| c.to_string()).unwrap_or_default(),
+            report.reason
+        );
+    }
+    Ok(if matches!(report.outcome, Outcome::Answered) { 0 } else { 1 })
+}
+
+/// Uploads spooled recordings whose store is reachable again and queues them.
+pub async fn drain_spool(app: &App) -> Result<usize> {
+    let spool = spool_dir(app);
+    if !spool.is_dir() {
+        return Ok(0);
+    }
+    let uploaded = callqa_dialer::drain_spool(app.storage.object_store(), &spool)
+        .await
+        .context("draining the recording spool")?;
+    for key in &uploaded {
+        let Some(call_id) = Path::new(key).file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if let Some(row) = app.db.get_call(call_id).await? {
+            if row.status == "spooled" {
+                app.db.set_status(call_id, status::QUEUED, None).await?;
+                app.queue.publish(&Job::new(call_id, Stage::Transcribe)).await?;
+            }
+        }
+    }
+    Ok(uploaded.len())
+}
