@@ -63,6 +63,9 @@ enum Command {
     Blacklist(commands::blacklist::Cmd),
     /// Place one call through a SIP trunk, playing a prompt.
     Dial(commands::dial::Args),
+    /// Dialing campaigns: load, start, pause, status.
+    #[command(subcommand)]
+    Campaign(commands::campaign::Cmd),
     /// Web/API users.
     #[command(subcommand)]
     User(commands::user::Cmd),
@@ -117,6 +120,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Report(c) => commands::report::run(cfg, &dd, c).await,
         Command::Blacklist(c) => commands::blacklist::run(cfg, &dd, c).await,
         Command::Dial(a) => commands::dial::run(cfg, &dd, a).await,
+        Command::Campaign(c) => commands::campaign::run(cfg, &dd, c).await,
         Command::User(c) => commands::user::run(cfg, &dd, c).await,
         Command::Bench(c) => commands::bench::run(cfg, &dd, c).await,
     }

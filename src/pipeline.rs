@@ -311,6 +311,7 @@ async fn index_loop(app: App, mut stop: watch::Receiver<bool>) -> Result<()> {
             app.db
                 .set_status(&d.job.call_id, status::DONE, None)
                 .await?;
+            notify_crm(&app, &d.job.call_id).await;
             finish(&app, d, Ok(())).await?;
         }
     }
@@ -322,7 +323,10 @@ async fn notify_crm(app: &App, call_id: &str) {
     if app.cfg.web.webhook_url.is_none() {
         return;
     }
-    let qa = callqa_qa::load_result(app.db.pool(), call_id).await.ok().flatten();
+    let qa = callqa_qa::load_result(app.db.pool(), call_id)
+        .await
+        .ok()
+        .flatten();
     let row = app.db.get_call(call_id).await.ok().flatten();
     let summary = match &row {
         Some(r) => load_transcript(app, r)

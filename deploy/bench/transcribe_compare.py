@@ -4,7 +4,8 @@
 the same threads and the same audio: a 3-minute stereo call with realistic silence, built
 from espeak-ng speech. Reports wall time, real-time factor and word error rate per engine.
 
-Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL [--threads 2] [--minutes 3]
+Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:short]... [--threads 2] [--minutes 3]
+       [--fw int8:5,int8:1]   (faster-whisper compute type and beam size per run)
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
 import argparse, json, os, subprocess, sys, tempfile, time, wave, struct, re
@@ -86,8 +87,13 @@ def run_faster_whisper(ct2, dir_, threads, compute_type, beam):
     return time.time() - t0, text
 
 def run_callqa(bin_, model, call, threads):
+    env = dict(os.environ)
+    if model.endswith(":short"):
+        # Encoder context scaled to each utterance instead of whisper's fixed 30 s window.
+        model = model[: -len(":short")]
+        env["CALLQA_TRANSCRIBE_SHORT_AUDIO_CTX"] = "true"
     out = subprocess.run([bin_, "bench", "transcribe", call, "--model", model, "--threads", str(threads),
-                          "--language", "en"], check=True, capture_output=True, text=True)
+                          "--language", "en"], check=True, capture_output=True, text=True, env=env)
     r = json.loads(out.stdout)
     run = r["runs"][0]
     return run["wall_s"], run["by_speaker"]
@@ -96,6 +102,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="+")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
+    ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,...")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         call, refs = build_call(d, a.minutes)
@@ -104,7 +111,10 @@ def main():
         for model in a.ggml:
             wall, text = run_callqa(a.callqa, model, call, a.threads)
             rows.append(("callqa " + os.path.basename(model), wall, text))
-        for ct, beam in (("int8", 5), ("int8", 1), ("float32", 1)):
+            print(f"callqa {model}: {wall:.1f} s", file=sys.stderr)
+        for spec in a.fw.split(","):
+            ct, beam = spec.split(":")
+            beam = int(beam)
             wall, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, beam)
             rows.append((f"faster-whisper {ct} beam{beam}", wall, text))
         res = []

@@ -378,10 +378,7 @@ contacts_csv = "contacts.csv"
 
     #[test]
     fn windows_parse() {
-        assert_eq!(
-            parse_window("30d"),
-            Some(Duration::from_secs(30 * 86_400))
-        );
+        assert_eq!(parse_window("30d"), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_window("90m"), Some(Duration::from_secs(5_400)));
         assert_eq!(parse_window("0d"), None);
         assert_eq!(parse_window("d"), None);

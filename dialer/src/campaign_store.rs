@@ -211,7 +211,8 @@ impl CampaignStore {
         .map_err(db("store campaign"))?;
         let mut added = 0;
         for (i, contact) in c.contacts.iter().enumerate() {
-            let number = number::normalize(&contact.number).unwrap_or_else(|_| contact.number.clone());
+            let number =
+                number::normalize(&contact.number).unwrap_or_else(|_| contact.number.clone());
             let r = sqlx::query(
                 "INSERT INTO campaign_contacts
                    (campaign, number, name, timezone, caller_id, position, attempts, next_at, done, invalid)
@@ -282,7 +283,11 @@ impl CampaignStore {
     }
 
     /// Saves what the runner measured, shown by `status`.
-    pub async fn set_stats(&self, name: &str, stats: &serde_json::Value) -> Result<(), CampaignError> {
+    pub async fn set_stats(
+        &self,
+        name: &str,
+        stats: &serde_json::Value,
+    ) -> Result<(), CampaignError> {
         sqlx::query("UPDATE campaigns SET stats = $1 WHERE name = $2")
             .bind(stats.to_string())
             .bind(name)
@@ -373,7 +378,10 @@ impl CampaignStore {
     }
 
     /// The refusals of a campaign, oldest first: (number, kind, reason).
-    pub async fn refusals(&self, campaign: &str) -> Result<Vec<(String, String, String)>, CampaignError> {
+    pub async fn refusals(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<(String, String, String)>, CampaignError> {
         let rows = sqlx::query(
             "SELECT number, kind, reason FROM refusals WHERE campaign = $1 ORDER BY at",
         )
@@ -439,7 +447,10 @@ impl CampaignStore {
             .map_err(db("read campaign stats"))?;
         let stats: Option<String> = row.try_get(0).map_err(db("read campaign stats"))?;
         let placed = self
-            .count("SELECT COUNT(*) FROM dial_attempts WHERE campaign = $1", name)
+            .count(
+                "SELECT COUNT(*) FROM dial_attempts WHERE campaign = $1",
+                name,
+            )
             .await?;
         let answered = self
             .count(
@@ -460,11 +471,12 @@ impl CampaignStore {
         } else {
             recent_abandoned as f64 / recent.len() as f64
         };
-        let rows = sqlx::query("SELECT kind, COUNT(*) FROM refusals WHERE campaign = $1 GROUP BY kind")
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("count refusals"))?;
+        let rows =
+            sqlx::query("SELECT kind, COUNT(*) FROM refusals WHERE campaign = $1 GROUP BY kind")
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("count refusals"))?;
         let mut refused = RefusedCounts::default();
         for r in rows {
             let kind: String = r.try_get(0).map_err(db("count refusals"))?;
@@ -489,7 +501,10 @@ impl CampaignStore {
             abandon_rate,
             refused,
             contacts: self
-                .count("SELECT COUNT(*) FROM campaign_contacts WHERE campaign = $1", name)
+                .count(
+                    "SELECT COUNT(*) FROM campaign_contacts WHERE campaign = $1",
+                    name,
+                )
                 .await?,
             contacts_done: self
                 .count(

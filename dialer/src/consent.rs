@@ -8,16 +8,14 @@ use sqlx::{AnyPool, Row};
 use crate::campaign::CampaignError;
 use crate::number;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS consents (
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS consents (
         number TEXT NOT NULL,
         scope TEXT NOT NULL,
         proof TEXT NOT NULL,
         granted_at BIGINT NOT NULL,
         expires_at BIGINT,
         recorded_at BIGINT NOT NULL,
-        PRIMARY KEY (number, scope, granted_at))",
-];
+        PRIMARY KEY (number, scope, granted_at))"];
 
 pub(crate) async fn migrate(pool: &AnyPool) -> Result<(), CampaignError> {
     for stmt in SCHEMA {
@@ -187,8 +185,14 @@ mod tests {
 
     #[test]
     fn rows_parse_or_explain() {
-        let r = parse_row("+8613800138000", "marketing", "rec/1.wav", "2024-01-01T00:00:00Z", "")
-            .unwrap();
+        let r = parse_row(
+            "+8613800138000",
+            "marketing",
+            "rec/1.wav",
+            "2024-01-01T00:00:00Z",
+            "",
+        )
+        .unwrap();
         assert_eq!(r.expires_at, None);
         assert!(parse_row("+86", "marketing", "x", "yesterday", "").is_err());
         assert!(parse_row("+86", "", "x", "2024-01-01T00:00:00Z", "").is_err());

@@ -25,12 +25,12 @@ pub mod wav;
 pub use call::{
     dial, dial_checked, outcome_for, CallReport, DialRequest, Outcome, RecordingInfo, RtpStats,
 };
+pub use campaign::{CampaignConfig, CampaignError, CampaignKind, Contact, PacingMode};
+pub use campaign_store::{CampaignState, CampaignStatus, CampaignStore, RefusedCounts};
 pub use compliance::{check, ComplianceContext, ComplianceLookup, Refusal, RefusalKind};
 pub use config::{CallingHours, DialerConfig, TrunkConfig};
+pub use consent::{ConsentRecord, Consents};
 pub use error::DialerError;
 pub use recording::drain_spool;
 pub use routing::{dial_routed, TrunkRouter};
-pub use campaign::{CampaignConfig, CampaignError, CampaignKind, Contact, PacingMode};
-pub use campaign_store::{CampaignState, CampaignStatus, CampaignStore, RefusedCounts};
-pub use consent::{ConsentRecord, Consents};
 pub use runner::{RunOptions, RunSummary, Runner};

@@ -246,8 +246,7 @@ mod tests {
             for abandoned in 0..=(answered / 20) {
                 let extra = p.to_dial(1, 0, answered, abandoned).saturating_sub(1) as u64;
                 if extra > 0 {
-                    let worst =
-                        (abandoned + extra) as f64 / (answered + extra) as f64;
+                    let worst = (abandoned + extra) as f64 / (answered + extra) as f64;
                     assert!(worst <= cap + 1e-12, "{answered}/{abandoned}: {worst}");
                 }
             }

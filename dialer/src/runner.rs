@@ -102,6 +102,9 @@ pub fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
+/// Shortest wait before a contact refused for the calling window is checked again.
+const OUTSIDE_HOURS_RECHECK_MS: i64 = 10 * 60_000;
+
 /// Reason `dial_routed` gives when every trunk is at its concurrency limit.
 const NO_TRUNK_FREE: &str = "no trunk free";
 
@@ -129,7 +132,11 @@ impl Runner {
         let mut busy = vec![false; contacts.len()];
         let mut pool = AgentPool::new(cfg.agents, start_ms);
         let mut window = AbandonWindow::new(window_ms);
-        for (at, abandoned) in self.store.answered_since(name, start_ms - window_ms).await? {
+        for (at, abandoned) in self
+            .store
+            .answered_since(name, start_ms - window_ms)
+            .await?
+        {
             window.push(at, abandoned);
         }
         let mut pacer = Pacer::new(cfg.mode, cfg.abandon_cap);
@@ -187,9 +194,7 @@ impl Runner {
                             busy[idx] = true;
                             in_flight += 1;
                             summary.max_in_flight = summary.max_in_flight.max(in_flight);
-                            self.spawn_dial(
-                                idx, e164, caller_id, &cfg, &dcfg, &router, tx.clone(),
-                            );
+                            self.spawn_dial(idx, e164, caller_id, &cfg, &dcfg, &router, tx.clone());
                         }
                     }
                 }
@@ -200,9 +205,7 @@ impl Runner {
                 .iter()
                 .enumerate()
                 .any(|(i, c)| !c.done && !busy[i] && c.next_at <= now_ms);
-            if in_flight == 0
-                && (!dialing || !open || (self.options.exit_when_idle && !due))
-            {
+            if in_flight == 0 && (!dialing || !open || (self.options.exit_when_idle && !due)) {
                 break;
             }
             let next = tokio::time::sleep(Duration::from_millis(50));
@@ -281,7 +284,11 @@ impl Runner {
         let Ok(e164) = verdict else {
             return Ok(verdict);
         };
-        if let Some(tz) = c.timezone.as_deref().and_then(|t| t.parse::<chrono_tz::Tz>().ok()) {
+        if let Some(tz) = c
+            .timezone
+            .as_deref()
+            .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+        {
             let local = now.with_timezone(&tz);
             if !hours.contains(local.time()) {
                 return Ok(Err(Refusal {
@@ -312,7 +319,9 @@ impl Runner {
             .await?;
         c.last_outcome = Some(format!("refused: {}", refusal.reason));
         if refusal.kind == RefusalKind::OutsideHours {
-            c.next_at = now_ms + spacing_ms(cfg);
+            // Windows open on the hour or so: look again after the retry spacing, but not in
+            // a tight loop when the spacing is zero.
+            c.next_at = now_ms + spacing_ms(cfg).max(OUTSIDE_HOURS_RECHECK_MS);
         } else {
             c.done = true;
             c.invalid = refusal.kind == RefusalKind::InvalidNumber;

@@ -58,7 +58,9 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
                 compare_default_tokenizer: !no_default_tokenizer,
                 ..Default::default()
             };
-            let report = callqa_search::bench::run(opts).await.context("search benchmark failed")?;
+            let report = callqa_search::bench::run(opts)
+                .await
+                .context("search benchmark failed")?;
             crate::commands::print_json(&report)?;
             Ok(0)
         }

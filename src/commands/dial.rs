@@ -90,11 +90,18 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
             let ts = now_rfc3339();
             let row = CallRow {
                 call_id: call_id.clone(),
-                status: if rec.spooled { "spooled".into() } else { status::QUEUED.into() },
+                status: if rec.spooled {
+                    "spooled".into()
+                } else {
+                    status::QUEUED.into()
+                },
                 campaign: a.campaign.clone(),
                 agent: Some("prompt".into()),
                 customer: Some(report.number.clone()),
-                started_at: report.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                started_at: report
+                    .started_at
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    .to_string(),
                 duration_ms: Some(report.duration_ms as i64),
                 recording_key: rec.key.clone(),
                 recording_bytes: rec.bytes as i64,
@@ -105,7 +112,9 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
             };
             app.db.insert_call(&row).await?;
             if !rec.spooled {
-                app.queue.publish(&Job::new(&call_id, Stage::Transcribe)).await?;
+                app.queue
+                    .publish(&Job::new(&call_id, Stage::Transcribe))
+                    .await?;
             }
         }
     }
@@ -121,7 +130,11 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
             report.reason
         );
     }
-    Ok(if matches!(report.outcome, Outcome::Answered) { 0 } else { 1 })
+    Ok(if matches!(report.outcome, Outcome::Answered) {
+        0
+    } else {
+        1
+    })
 }
 
 /// Uploads spooled recordings whose store is reachable again and queues them.
@@ -140,7 +153,9 @@ pub async fn drain_spool(app: &App) -> Result<usize> {
         if let Some(row) = app.db.get_call(call_id).await? {
             if row.status == "spooled" {
                 app.db.set_status(call_id, status::QUEUED, None).await?;
-                app.queue.publish(&Job::new(call_id, Stage::Transcribe)).await?;
+                app.queue
+                    .publish(&Job::new(call_id, Stage::Transcribe))
+                    .await?;
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod blacklist;
 pub mod calls;
+pub mod campaign;
 pub mod dial;
 pub mod ingest;
 pub mod model;

@@ -54,10 +54,10 @@ pub async fn run(_cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
             }
         },
     };
-    let customer = match &a.customer {
-        Some(n) => Some(callqa_qa::number::normalize(n).unwrap_or_else(|_| n.clone())),
-        None => None,
-    };
+    let customer = a
+        .customer
+        .as_ref()
+        .map(|n| callqa_qa::number::normalize(n).unwrap_or_else(|_| n.clone()));
     let req = SearchRequest {
         query: a.query,
         from: a.from,
@@ -123,7 +123,7 @@ pub async fn reindex(cfg: Config, data_dir: &Path) -> Result<i32> {
             }
             Err(e) => tracing::warn!(call_id = %row.call_id, error = %format!("{e:#}"), "skipped"),
         }
-        if n % 1000 == 0 && n > 0 {
+        if n > 0 && n.is_multiple_of(1000) {
             writer.commit()?;
         }
     }

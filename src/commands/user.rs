@@ -49,7 +49,13 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
             "name": u.name, "role": u.role.as_str(), "password": u.password, "token": u.token,
         }))?;
     } else {
-        println!("user {} ({})\npassword: {}\napi token: {}", u.name, u.role.as_str(), u.password, u.token);
+        println!(
+            "user {} ({})\npassword: {}\napi token: {}",
+            u.name,
+            u.role.as_str(),
+            u.password,
+            u.token
+        );
     }
     Ok(0)
 }

@@ -15,14 +15,23 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
     let tmp = tempfile::tempdir().unwrap();
     let speech = tmp.path().join("speech.wav");
-    espeak_wav("I want a refund, otherwise I will file a complaint.", "en-us+f2", &speech).unwrap();
+    espeak_wav(
+        "I want a refund, otherwise I will file a complaint.",
+        "en-us+f2",
+        &speech,
+    )
+    .unwrap();
     wav_to_rtp_pcap(&speech, &tmp.path().join("speech.pcap"), PCMU).unwrap();
     let prompt = tmp.path().join("prompt.wav");
     espeak_wav("Hello, this is Acme Bank.", "en-us", &prompt).unwrap();
@@ -33,7 +42,14 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
         .current_dir(tmp.path())
         .arg("-sf")
         .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &free_udp_port().to_string()])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &free_udp_port().to_string(),
+        ])
         .args(["-m", "1", "-nostdin", "-timeout", "90s"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -58,9 +74,21 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
         env: vec![],
     };
     let prompt_s = prompt.display().to_string();
-    let out = cq.run(&["dial", "+8613800138000", "--trunk", "sipp", "--play", &prompt_s, "--json"]);
+    let out = cq.run(&[
+        "dial",
+        "+8613800138000",
+        "--trunk",
+        "sipp",
+        "--play",
+        &prompt_s,
+        "--json",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "dial failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dial failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["outcome"], "answered", "{report}");
     assert_eq!(report["sip_code"], 200);
@@ -71,8 +99,14 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
     assert_eq!(report["recording"]["spooled"], false);
     let store = garage.store().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let meta = rt.block_on(store.head(&StorePath::from(key.as_str()))).expect("recording in S3");
-    assert!(meta.size > 40_000, "a few seconds of 8 kHz stereo: {}", meta.size);
+    let meta = rt
+        .block_on(store.head(&StorePath::from(key.as_str())))
+        .expect("recording in S3");
+    assert!(
+        meta.size > 40_000,
+        "a few seconds of 8 kHz stereo: {}",
+        meta.size
+    );
 
     // The call was queued; a worker transcribes it.
     let id = report["call_id"].as_str().unwrap().to_string();
@@ -84,5 +118,8 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
     assert_eq!(call["status"], "done", "{call}");
     let customer = common::speaker_text(call, "customer");
     assert!(customer.contains("refund"), "customer channel: {call}");
-    assert!(!common::speaker_text(call, "agent").contains("refund"), "{call}");
+    assert!(
+        !common::speaker_text(call, "agent").contains("refund"),
+        "{call}"
+    );
 }

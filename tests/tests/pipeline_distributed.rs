@@ -157,7 +157,7 @@ fn twenty_recordings_two_workers_exactly_once_and_dead_letters() {
     }
     let per_worker: Vec<usize> = logs
         .iter()
-        .map(|l| count_events(&[l.clone()], "transcription stored").len())
+        .map(|l| count_events(std::slice::from_ref(l), "transcription stored").len())
         .collect();
     assert!(
         per_worker.iter().all(|n| *n > 0),
@@ -227,7 +227,7 @@ fn a_worker_killed_mid_transcription_loses_nothing() {
     let _ = b.kill();
     let _ = b.wait();
     assert_eq!(rows[0]["status"], "done", "{}", rows[0]);
-    let a_done = count_events(&[log_a.clone()], "transcription stored");
+    let a_done = count_events(std::slice::from_ref(&log_a), "transcription stored");
     assert!(a_done.is_empty(), "worker A was killed before it finished");
     let b_done = count_events(&[log_b], "transcription stored");
     assert_eq!(b_done.get(&ids[0]), Some(&1));

@@ -14,7 +14,11 @@ use std::path::PathBuf;
 
 fn run_tool(c: &mut std::process::Command) {
     let o = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    assert!(o.status.success(), "{c:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 struct Fixture {
@@ -76,10 +80,19 @@ fn build_fixtures(dir: &std::path::Path) -> Fixture {
     // encoders get a usable bitrate; the stereo calls above are the 8 kHz telephone case).
     let raw = dir.join("clip_raw.wav");
     let clip = dir.join("clip.wav");
-    run_tool(std::process::Command::new("espeak-ng").args(["-v", "en-us", "-s", "145", "-w"]).arg(&raw)
-        .arg("I want a refund, otherwise I will file a complaint."));
-    run_tool(std::process::Command::new("sox").arg(&raw).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(&clip)
-        .args(["pad", "0.3", "0.3"]));
+    run_tool(
+        std::process::Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "145", "-w"])
+            .arg(&raw)
+            .arg("I want a refund, otherwise I will file a complaint."),
+    );
+    run_tool(
+        std::process::Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&clip)
+            .args(["pad", "0.3", "0.3"]),
+    );
     let mut files = vec![en, zh_call, zh_returns];
     for f in AudioFormat::ALL {
         let out = dir.join(format!("clip_{f:?}.{}", f.extension()).to_lowercase());

@@ -141,7 +141,9 @@ pub struct World {
 
 impl World {
     pub async fn open(dir: &Path) -> Self {
-        let db = Db::connect(&DatabaseConfig { url: None }, dir).await.unwrap();
+        let db = Db::connect(&DatabaseConfig { url: None }, dir)
+            .await
+            .unwrap();
         callqa_qa::migrate(db.pool()).await.unwrap();
         let store = CampaignStore::open(db.pool().clone()).await.unwrap();
         let consents = Consents::open(db.pool().clone()).await.unwrap();
