@@ -245,6 +245,28 @@ pub async fn call_doc(app: &App, row: &CallRow) -> Result<CallDoc> {
     })
 }
 
+/// Adds one call's document to the uncommitted batch, or fails its job.
+async fn index_one(
+    app: &App,
+    writer: &mut callqa_search::IndexWriter,
+    d: Delivery,
+    added: &mut Vec<Delivery>,
+) -> Result<()> {
+    let r: Result<(), StageError> = async {
+        let row = load_call(app, &d.job.call_id).await?;
+        let doc = call_doc(app, &row).await?;
+        writer.upsert(&doc).map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(call_id = %row.call_id, "indexing (uncommitted)");
+        Ok(())
+    }
+    .await;
+    match r {
+        Ok(()) => added.push(d),
+        Err(e) => finish(app, d, Err(e)).await?,
+    }
+    Ok(())
+}
+
 /// The single index writer: batches calls and commits on a bounded delay, acking each
 /// job only after the commit made it durable.
 async fn index_loop(app: App, mut stop: watch::Receiver<bool>) -> Result<()> {
@@ -266,25 +288,14 @@ async fn index_loop(app: App, mut stop: watch::Receiver<bool>) -> Result<()> {
             return Ok(());
         };
         let deadline = tokio::time::Instant::now() + interval;
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            tokio::select! {
-                d = consumer.next() => batch.push(d?),
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
+        // Each call is added to the index as it arrives; the batch is committed when it is
+        // full or the delay is up, and only then are its jobs acknowledged.
         let mut added = Vec::new();
-        for d in batch {
-            let r: Result<(), StageError> = async {
-                let row = load_call(&app, &d.job.call_id).await?;
-                let doc = call_doc(&app, &row).await?;
-                writer.upsert(&doc).map_err(|e| anyhow::anyhow!(e))?;
-                Ok(())
-            }
-            .await;
-            match r {
-                Ok(()) => added.push(d),
-                Err(e) => finish(&app, d, Err(e)).await?,
+        index_one(&app, &mut writer, first, &mut added).await?;
+        while added.len() < max_batch {
+            tokio::select! {
+                d = consumer.next() => index_one(&app, &mut writer, d?, &mut added).await?,
+                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
         if added.is_empty() {
@@ -292,8 +303,11 @@ async fn index_loop(app: App, mut stop: watch::Receiver<bool>) -> Result<()> {
         }
         let commit = tokio::task::block_in_place(|| writer.commit());
         if let Err(e) = commit {
-            // Nothing of this batch is durable: let every job come back.
+            // Nothing of this batch is durable: drop it and let every job come back.
             let reason = format!("index commit failed: {e}");
+            if let Err(e) = writer.rollback() {
+                tracing::error!(error = %e, "index rollback failed");
+            }
             for d in added {
                 finish(
                     &app,

@@ -103,9 +103,13 @@ def main():
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="+")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
     ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,...")
+    ap.add_argument("--keep", help="copy the generated call.wav here")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         call, refs = build_call(d, a.minutes)
+        if a.keep:
+            import shutil
+            shutil.copy(call, a.keep)
         audio_s = a.minutes * 60 * 2  # both channels are transcribed
         rows = []
         for model in a.ggml:
@@ -120,7 +124,8 @@ def main():
         res = []
         for name, wall, text in rows:
             w = wer(refs["agent"] + " " + refs["customer"], text.get("agent", "") + " " + text.get("customer", ""))
-            res.append({"engine": name, "wall_s": round(wall, 2), "rtf": round(a.minutes * 60 / wall, 2), "wer": round(w, 4)})
+            res.append({"engine": name, "wall_s": round(wall, 2), "rtf": round(a.minutes * 60 / wall, 2), "wer": round(w, 4),
+                        "text": text})
             print(f"{name:34s} wall {wall:7.2f} s   {a.minutes*60/wall:6.2f}x real time (call length)   WER {w:.3f}", file=sys.stderr)
         print(json.dumps({"audio_minutes": a.minutes, "threads": a.threads, "results": res}))
 

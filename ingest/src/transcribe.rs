@@ -198,7 +198,7 @@ impl Transcriber {
             p.set_initial_prompt(ZH_PROMPT);
         }
         if self.cfg.short_audio_ctx {
-            p.set_audio_ctx(short_audio_ctx(pcm.len()) as i32);
+            p.set_audio_ctx(short_audio_ctx(pcm.len(), self.cfg.min_audio_ctx) as i32);
         }
         let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
         state.full(p, pcm).map_err(|e| format!("whisper: {e}"))?;
@@ -217,9 +217,9 @@ impl Transcriber {
 
 /// Encoder positions for `samples` of audio: 50 per second plus a margin, so the encoder
 /// works on the utterance instead of a 30 s window that is mostly padding.
-fn short_audio_ctx(samples: usize) -> usize {
+fn short_audio_ctx(samples: usize, floor: usize) -> usize {
     let needed = samples.div_ceil(320);
-    (needed + 64).clamp(256, FULL_AUDIO_CTX)
+    (needed + 64).clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
 }
 
 fn fixed_windows(len: usize) -> Vec<Region> {
@@ -288,9 +288,11 @@ mod tests {
 
     #[test]
     fn audio_ctx_scales_with_length() {
-        assert_eq!(short_audio_ctx(16000 * 30), 1500);
-        assert_eq!(short_audio_ctx(16000), 256);
-        assert_eq!(short_audio_ctx(16000 * 10), 564);
+        assert_eq!(short_audio_ctx(16000 * 30, 256), 1500);
+        assert_eq!(short_audio_ctx(16000, 256), 256);
+        assert_eq!(short_audio_ctx(16000 * 10, 256), 564);
+        assert_eq!(short_audio_ctx(16000 * 10, 768), 768);
+        assert_eq!(short_audio_ctx(16000, 4000), 1500);
     }
 
     #[test]
