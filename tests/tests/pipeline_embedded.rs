@@ -332,9 +332,9 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     let good = tmp.path().join("promo_good.wav");
     stereo_call(
         &[
-            Turn::say(Side::Agent, "Hello, my name is Anna and I am calling from Acme Bank. Is now a good time?", 700),
+            Turn::say(Side::Agent, "Hello, my name is Anna and I am calling from Acme Bank. Do you have a minute? Would you like to hear about our new savings account?", 700),
             Turn::say(Side::Customer, "Yes, go ahead.", 800),
-            Turn::say(Side::Agent, "I am calling about a new savings account for you. Thank you, goodbye.", 800),
+            Turn::say(Side::Agent, "It has no fees and a good rate. Thank you, goodbye.", 800),
         ],
         &good,
         8000,
