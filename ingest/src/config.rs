@@ -92,7 +92,7 @@ impl Default for TranscribeConfig {
             vad: true,
             beam_size: 1,
             short_audio_ctx: true,
-            min_audio_ctx: 768,
+            min_audio_ctx: 1024,
         }
     }
 }

@@ -28,7 +28,7 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
     let speech = tmp.path().join("speech.wav");
     espeak_wav(
         "I want a refund, otherwise I will file a complaint.",
-        "en-us+f2",
+        "en-gb",
         &speech,
     )
     .unwrap();
