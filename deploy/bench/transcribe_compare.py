@@ -4,7 +4,7 @@
 the same threads and the same audio: a 3-minute stereo call with realistic silence, built
 from espeak-ng speech. Reports wall time, real-time factor and word error rate per engine.
 
-Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:short]... [--threads 2] [--minutes 3]
+Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2] [--minutes 3]
        [--fw int8:5,int8:1]   (faster-whisper compute type and beam size per run)
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
@@ -88,10 +88,12 @@ def run_faster_whisper(ct2, dir_, threads, compute_type, beam):
 
 def run_callqa(bin_, model, call, threads):
     env = dict(os.environ)
-    if model.endswith(":short"):
-        # Encoder context scaled to each utterance instead of whisper's fixed 30 s window.
-        model = model[: -len(":short")]
-        env["CALLQA_TRANSCRIBE_SHORT_AUDIO_CTX"] = "true"
+    # MODEL:KEY=VALUE[:KEY=VALUE] sets [transcribe] options, e.g. model.bin:min_audio_ctx=1500
+    parts = model.split(":")
+    model = parts[0]
+    for kv in parts[1:]:
+        k, v = kv.split("=", 1)
+        env["CALLQA_TRANSCRIBE_" + k.upper()] = v
     out = subprocess.run([bin_, "bench", "transcribe", call, "--model", model, "--threads", str(threads),
                           "--language", "en"], check=True, capture_output=True, text=True, env=env)
     r = json.loads(out.stdout)
@@ -115,7 +117,7 @@ def main():
         for model in a.ggml:
             wall, text = run_callqa(a.callqa, model, call, a.threads)
             rows.append(("callqa " + os.path.basename(model), wall, text))
-            print(f"callqa {model}: {wall:.1f} s", file=sys.stderr)
+            print(f"callqa {os.path.basename(model)}: {wall:.1f} s", file=sys.stderr)
         for spec in a.fw.split(","):
             ct, beam = spec.split(":")
             beam = int(beam)

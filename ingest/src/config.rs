@@ -79,6 +79,8 @@ pub struct TranscribeConfig {
     /// Smallest encoder context used with `short_audio_ctx` (50 per second of audio):
     /// very short contexts cost accuracy on short utterances.
     pub min_audio_ctx: usize,
+    /// Give whisper the speaker's previous words as a prompt for each utterance.
+    pub context: bool,
 }
 
 impl Default for TranscribeConfig {
@@ -93,6 +95,7 @@ impl Default for TranscribeConfig {
             beam_size: 1,
             short_audio_ctx: true,
             min_audio_ctx: 1024,
+            context: true,
         }
     }
 }

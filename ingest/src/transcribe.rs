@@ -16,6 +16,8 @@ const WINDOW_SAMPLES: usize = 30 * WHISPER_RATE as usize;
 const FULL_AUDIO_CTX: usize = 1500;
 /// Pushes whisper towards simplified characters in Mandarin output.
 const ZH_PROMPT: &str = "以下是普通话的句子。";
+/// Characters of a speaker's previous words given to whisper as context.
+const CONTEXT_CHARS: usize = 200;
 /// Segments more likely silence than speech are dropped.
 const NO_SPEECH_DROP: f32 = 0.8;
 
@@ -83,11 +85,16 @@ impl Transcriber {
         };
         let mut segments = Vec::new();
         for ch in &channels {
+            // What this speaker said just before, as whisper's prompt: the decoder then
+            // sees the conversation's words, as when a whole window is decoded at once.
+            let mut context = String::new();
             for r in &ch.regions {
+                let prompt = self.cfg.context.then_some(context.as_str());
                 let text = self
-                    .decode_region(&ch.pcm[r.start..r.end], lang.as_deref())
+                    .decode_region(&ch.pcm[r.start..r.end], lang.as_deref(), prompt)
                     .map_err(fail)?;
                 if let Some(text) = clean_text(&text) {
+                    context = tail_chars(&format!("{context} {text}"), CONTEXT_CHARS);
                     segments.push(Segment {
                         speaker: ch.speaker,
                         start_ms: samples_to_ms(r.start),
@@ -173,7 +180,12 @@ impl Transcriber {
         Ok(best.and_then(whisper_rs::get_lang_str).map(str::to_string))
     }
 
-    fn decode_region(&self, pcm: &[f32], lang: Option<&str>) -> Result<String, String> {
+    fn decode_region(
+        &self,
+        pcm: &[f32],
+        lang: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<String, String> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: self.cfg.beam_size as i32,
@@ -194,8 +206,17 @@ impl Transcriber {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_suppress_nst(true);
-        if lang == Some("zh") {
-            p.set_initial_prompt(ZH_PROMPT);
+        let prompt = match (
+            lang == Some("zh"),
+            context.map(str::trim).filter(|c| !c.is_empty()),
+        ) {
+            (true, Some(c)) => format!("{ZH_PROMPT}{c}"),
+            (true, None) => ZH_PROMPT.to_string(),
+            (false, Some(c)) => c.to_string(),
+            (false, None) => String::new(),
+        };
+        if !prompt.is_empty() {
+            p.set_initial_prompt(&prompt);
         }
         if self.cfg.short_audio_ctx {
             p.set_audio_ctx(short_audio_ctx(pcm.len(), self.cfg.min_audio_ctx) as i32);
@@ -230,6 +251,16 @@ fn fixed_windows(len: usize) -> Vec<Region> {
             end: (s + WINDOW_SAMPLES).min(len),
         })
         .collect()
+}
+
+/// The last `n` characters of `s`, trimmed.
+fn tail_chars(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    s.chars()
+        .skip(count.saturating_sub(n))
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 fn samples_to_ms(s: usize) -> u64 {

@@ -8,7 +8,12 @@ use std::time::{Duration, Instant};
 
 fn statuses(cq: &Callqa, ids: &[String]) -> Vec<String> {
     ids.iter()
-        .map(|id| cq.json(&["calls", "show", id, "--json"])["status"].as_str().unwrap_or("").to_string())
+        .map(|id| {
+            cq.json(&["calls", "show", id, "--json"])["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect()
 }
 
@@ -29,10 +34,17 @@ fn killing_the_indexer_mid_batch_loses_nothing() {
     assert_eq!(ids.len(), 3);
 
     // Transcribe and score only.
-    let mut front = cq.spawn(&["worker", "--stages", "transcribe,score"], &tmp.path().join("front.log"));
+    let mut front = cq.spawn(
+        &["worker", "--stages", "transcribe,score"],
+        &tmp.path().join("front.log"),
+    );
     let start = Instant::now();
     while statuses(&cq, &ids).iter().any(|s| s != "scored") {
-        assert!(start.elapsed() < Duration::from_secs(400), "not scored: {:?}", statuses(&cq, &ids));
+        assert!(
+            start.elapsed() < Duration::from_secs(400),
+            "not scored: {:?}",
+            statuses(&cq, &ids)
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     // "scored" is written just before the index job is queued and the score job acked.
@@ -52,7 +64,10 @@ fn killing_the_indexer_mid_batch_loses_nothing() {
         if text.matches("indexing (uncommitted)").count() == ids.len() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "indexer never took the batch: {text}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "indexer never took the batch: {text}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     indexer.kill().unwrap(); // SIGKILL mid-batch
@@ -62,14 +77,22 @@ fn killing_the_indexer_mid_batch_loses_nothing() {
     assert!(statuses(&cq, &ids).iter().all(|s| s == "scored"));
 
     // A new indexer gets the unacknowledged jobs back once their lease runs out.
-    let mut indexer = cq.spawn(&["worker", "--stages", "index"], &tmp.path().join("indexer2.log"));
+    let mut indexer = cq.spawn(
+        &["worker", "--stages", "index"],
+        &tmp.path().join("indexer2.log"),
+    );
     let rows = wait_calls(&cq, &ids, Duration::from_secs(180));
     let _ = indexer.kill();
     let _ = indexer.wait();
     assert!(rows.iter().all(|r| r["status"] == "done"));
     let r = cq.json(&["search", "", "--limit", "50", "--json"]);
     assert_eq!(r["total"], 3, "every call exactly once: {r}");
-    let mut hits: Vec<&str> = r["hits"].as_array().unwrap().iter().map(|h| h["call_id"].as_str().unwrap()).collect();
+    let mut hits: Vec<&str> = r["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["call_id"].as_str().unwrap())
+        .collect();
     hits.sort();
     let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
     want.sort();

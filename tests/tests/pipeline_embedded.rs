@@ -314,9 +314,20 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
         .find(|e| e["number"] == "+8613800138000")
         .unwrap_or_else(|| panic!("complaint threshold crossed: {bl}"));
     assert_eq!(entry["source"], "complaints", "{entry}");
-    let sources: Vec<&str> = entry["calls"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(sources.contains(&id("en_refund_call.wav").as_str()), "{entry}");
-    assert!(sources.contains(&id("zh_refund_call.wav").as_str()), "{entry}");
+    let sources: Vec<&str> = entry["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        sources.contains(&id("en_refund_call.wav").as_str()),
+        "{entry}"
+    );
+    assert!(
+        sources.contains(&id("zh_refund_call.wav").as_str()),
+        "{entry}"
+    );
 
     let zh = fixtures_dir().join("zh");
     let optout = tmp.path().join("zh_optout_call.wav");
@@ -343,7 +354,11 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     let bad = tmp.path().join("promo_bad.wav");
     stereo_call(
         &[
-            Turn::say(Side::Agent, "Is now a good time? We have a special offer on savings accounts.", 700),
+            Turn::say(
+                Side::Agent,
+                "Is now a good time? We have a special offer on savings accounts.",
+                700,
+            ),
             Turn::say(Side::Customer, "Okay.", 800),
             Turn::say(Side::Agent, "Great. Thank you, goodbye.", 800),
         ],
@@ -353,11 +368,29 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     .unwrap();
     let cards = cq.data_dir.join("scorecards");
     std::fs::create_dir_all(&cards).unwrap();
-    std::fs::copy(callqa_tests::workspace_root().join("qa/scorecards/marketing.toml"), cards.join("promo.toml")).unwrap();
-    let o = cq.ok(&["ingest", "--wait", "--customer", "+8613900139001", &optout.display().to_string()]);
+    std::fs::copy(
+        callqa_tests::workspace_root().join("qa/scorecards/marketing.toml"),
+        cards.join("promo.toml"),
+    )
+    .unwrap();
+    let o = cq.ok(&[
+        "ingest",
+        "--wait",
+        "--customer",
+        "+8613900139001",
+        &optout.display().to_string(),
+    ]);
     let optout_id = json_lines(&o)[0]["call_id"].as_str().unwrap().to_string();
-    let o = cq.ok(&["ingest", "--wait", "--campaign", "promo", "--customer", "+8613700137000",
-        &good.display().to_string(), &bad.display().to_string()]);
+    let o = cq.ok(&[
+        "ingest",
+        "--wait",
+        "--campaign",
+        "promo",
+        "--customer",
+        "+8613700137000",
+        &good.display().to_string(),
+        &bad.display().to_string(),
+    ]);
     let promo = json_lines(&o);
     let bl = cq.json(&["blacklist", "list", "--json"]);
     let entry = bl["entries"]
@@ -368,15 +401,36 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
         .unwrap_or_else(|| panic!("opt-out after one call: {bl}"));
     assert_eq!(entry["source"], "opt_out", "{entry}");
     assert_eq!(entry["calls"][0], optout_id.as_str());
-    let good = cq.json(&["calls", "show", promo[0]["call_id"].as_str().unwrap(), "--json"]);
-    let bad = cq.json(&["calls", "show", promo[1]["call_id"].as_str().unwrap(), "--json"]);
+    let good = cq.json(&[
+        "calls",
+        "show",
+        promo[0]["call_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    let bad = cq.json(&[
+        "calls",
+        "show",
+        promo[1]["call_id"].as_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(good["qa"]["scorecard"], "marketing", "{}", good["qa"]);
     assert_eq!(good["qa"]["auto_failed"], false, "{}", good["qa"]);
-    assert!(good["qa"]["score"].as_f64().unwrap() >= 60.0, "{}", good["qa"]);
-    assert_eq!(bad["qa"]["auto_failed"], true, "no disclosure: {}", bad["qa"]);
+    assert!(
+        good["qa"]["score"].as_f64().unwrap() >= 60.0,
+        "{}",
+        good["qa"]
+    );
+    assert_eq!(
+        bad["qa"]["auto_failed"], true,
+        "no disclosure: {}",
+        bad["qa"]
+    );
     assert!(bad["qa"]["score"].as_f64().unwrap() < good["qa"]["score"].as_f64().unwrap());
     let report = cq.ok(&["report", "qa", "--by", "campaign", "--format", "csv"]);
-    assert!(report.lines().any(|l| l.starts_with("promo,2,")), "{report}");
+    assert!(
+        report.lines().any(|l| l.starts_with("promo,2,")),
+        "{report}"
+    );
 
     // The complaint's evidence is the customer's words, at the second they were said.
     let complaint_ev: Vec<&Value> = en["qa"]["items"]
@@ -391,18 +445,28 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
         .find(|e| e["speaker"] == "customer")
         .unwrap_or_else(|| panic!("complaint evidence: {}", en["qa"]));
     let ev_start = ev["start_ms"].as_u64().unwrap();
-    assert!(ev_start + 500 >= cs && ev_start <= ce, "evidence at {ev_start}, customer spoke {cs}..{ce}");
+    assert!(
+        ev_start + 500 >= cs && ev_start <= ce,
+        "evidence at {ev_start}, customer spoke {cs}..{ce}"
+    );
 
     // A new scorecard version re-scores stored calls through the queue and reports the diff.
     let card = std::fs::read_to_string(cards.join("promo.toml")).unwrap();
-    let v2 = card.replacen("version = 1", "version = 2", 1).replacen("\"is now a good time\",", "", 1);
+    let v2 =
+        card.replacen("version = 1", "version = 2", 1)
+            .replacen("\"is now a good time\",", "", 1);
     assert_ne!(card, v2);
     std::fs::write(cards.join("promo.toml"), v2).unwrap();
     let diff = cq.json(&["qa", "rescore", "--campaign", "promo"]);
     assert_eq!(diff["from_version"], 1, "{diff}");
     assert_eq!(diff["to_version"], 2, "{diff}");
     assert_eq!(diff["calls_rescored"], 2, "{diff}");
-    let good2 = cq.json(&["calls", "show", promo[0]["call_id"].as_str().unwrap(), "--json"]);
+    let good2 = cq.json(&[
+        "calls",
+        "show",
+        promo[0]["call_id"].as_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(good2["qa"]["version"], 2);
     assert_eq!(good2["status"], "done");
 }
