@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use callqa_dialer::CampaignError;
 use callqa_ingest::IngestError;
 use callqa_qa::QaError;
 use callqa_search::SearchError;
@@ -52,6 +53,10 @@ pub enum WebError {
     #[error(transparent)]
     Qa(#[from] QaError),
 
+    /// Campaign and consent tables (the dialer's store).
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
 
@@ -99,6 +104,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) | WebError::UserExists(_) => StatusCode::CONFLICT,
             WebError::Search(e) if e.is_user_error() => StatusCode::BAD_REQUEST,
+            WebError::Campaign(CampaignError::Unknown { .. }) => StatusCode::NOT_FOUND,
             WebError::Qa(QaError::Number(_) | QaError::Timestamp { .. } | QaError::Csv(_)) => {
                 StatusCode::BAD_REQUEST
             }

@@ -24,13 +24,18 @@ use crate::api;
         api::blacklist::add,
         api::blacklist::remove,
         api::blacklist::import,
+        api::campaigns::list,
+        api::campaigns::show,
+        api::consents::list,
+        api::scorecards::list,
         api::admin::audit,
         api::admin::users,
         api::admin::add,
     ),
     components(schemas(crate::auth::Role, crate::auth::NewUser, crate::audit::AuditEntry)),
     modifiers(&BearerAuth),
-    tags((name = "search"), (name = "calls"), (name = "reports"), (name = "blacklist"), (name = "admin"))
+    tags((name = "search"), (name = "calls"), (name = "reports"), (name = "blacklist"), (name = "campaigns"),
+        (name = "consents"), (name = "scorecards"), (name = "admin"))
 )]
 pub struct ApiDoc;
 

@@ -242,6 +242,21 @@ fn api_routes() -> Vec<(Method, String, Role, &'static str)> {
             Role::Admin,
             "+8613600136000,imported\n",
         ),
+        (Method::GET, "/api/campaigns".into(), Role::Viewer, ""),
+        (
+            Method::GET,
+            "/api/campaigns/spring".into(),
+            Role::Viewer,
+            "",
+        ),
+        (Method::GET, "/api/consents".into(), Role::Viewer, ""),
+        (
+            Method::GET,
+            "/api/consents?number=%2B8613800138000".into(),
+            Role::Analyst,
+            "",
+        ),
+        (Method::GET, "/api/scorecards".into(), Role::Viewer, ""),
         (Method::GET, "/api/audit".into(), Role::Admin, ""),
         (Method::GET, "/api/users".into(), Role::Admin, ""),
         (
@@ -502,7 +517,8 @@ async fn openapi_paths_all_exist() {
     for (method, path) in &documented {
         let uri = path
             .replace("{id}", CALL)
-            .replace("{number}", "%2B8613800138000");
+            .replace("{number}", "%2B8613800138000")
+            .replace("{name}", "spring");
         assert!(!uri.contains('{'), "unfilled parameter in {path}");
         // Without a token a route that exists answers 401; a missing one 404 or 405.
         let a = send(&e.app, method.clone(), &uri, &[], "").await;
@@ -520,7 +536,8 @@ async fn openapi_paths_all_exist() {
             .next()
             .unwrap()
             .replace(CALL, "{id}")
-            .replace("%2B8613700137000", "{number}");
+            .replace("%2B8613700137000", "{number}")
+            .replace("/api/campaigns/spring", "/api/campaigns/{name}");
         assert!(
             documented.contains(&(method.clone(), path.clone())),
             "{method} {path} is not in the OpenAPI document"
@@ -866,4 +883,211 @@ async fn serve_stops_when_asked() {
     let (_tx2, rx2) = tokio::sync::watch::channel(false);
     let bad = callqa_web::serve(e.state.clone(), "not-an-address", rx2).await;
     assert!(matches!(bad, Err(callqa_web::WebError::Listen { .. })));
+}
+
+const CAMPAIGN_TOML: &str = r#"
+name = "spring"
+prompt = "prompt.wav"
+contacts = [{ number = "+8613800138000" }, { number = "+8613900139000" }]
+"#;
+
+#[tokio::test]
+async fn campaign_refusals_show_on_api_and_page() {
+    let e = env().await;
+    // Before any campaign is loaded: an empty list, and an empty state on the page.
+    let none = get(&e.app, "/api/campaigns", &e.viewer).await;
+    assert_eq!(none.status, StatusCode::OK, "{}", none.text());
+    assert_eq!(none.json()["campaigns"].as_array().map(Vec::len), Some(0));
+    let empty = get(&e.app, "/campaigns?lang=en", &e.viewer).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(
+        empty.text().contains("No campaigns yet"),
+        "{}",
+        empty.text()
+    );
+    assert_eq!(
+        get(&e.app, "/api/campaigns/nosuch", &e.viewer).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let store = callqa_dialer::CampaignStore::open(e.state.db.pool().clone())
+        .await
+        .unwrap();
+    let cfg = callqa_dialer::CampaignConfig::from_toml(CAMPAIGN_TOML, std::path::Path::new("/tmp"))
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(store.load(&cfg, now).await.unwrap(), 2);
+    use callqa_dialer::RefusalKind;
+    for (i, (number, kind, reason)) in [
+        (NUMBER, RefusalKind::Blacklist, "on the blacklist"),
+        ("+8613900139000", RefusalKind::Blacklist, "on the blacklist"),
+        (
+            "+8613900139000",
+            RefusalKind::NoConsent,
+            "no marketing consent",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .record_refusal("spring", number, kind, reason, now + i as i64)
+            .await
+            .unwrap();
+    }
+
+    let list = get(&e.app, "/api/campaigns", &e.viewer).await.json();
+    let c = &list["campaigns"][0];
+    assert_eq!(c["name"], "spring");
+    assert_eq!(c["state"], "loaded");
+    assert_eq!(c["refused"]["blacklist"], 2);
+    assert_eq!(c["refused"]["no_consent"], 1);
+    assert_eq!(c["contacts"], 2);
+
+    let d = get(&e.app, "/api/campaigns/spring", &e.analyst).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text());
+    let d = d.json();
+    assert_eq!(d["status"]["refused"]["blacklist"], 2);
+    let groups = d["refusals_by_reason"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["kind"], "blacklist");
+    assert_eq!(groups[0]["reason"], "on the blacklist");
+    assert_eq!(groups[0]["count"], 2);
+    assert_eq!(groups[1]["count"], 1);
+    let recent = d["recent_refusals"].as_array().unwrap();
+    assert_eq!(recent.len(), 3);
+    // Newest first, full numbers for analysts.
+    assert_eq!(recent[0]["kind"], "no_consent");
+    assert_eq!(recent[2]["number"], NUMBER);
+
+    // Viewers get the same figures with masked numbers.
+    let v = get(&e.app, "/api/campaigns/spring", &e.viewer).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert!(!v.text().contains("13800138000"), "{}", v.text());
+    assert!(!v.text().contains("13900139000"), "{}", v.text());
+    assert_eq!(v.json()["status"]["refused"]["no_consent"], 1);
+
+    let page = get(&e.app, "/campaigns/spring?lang=en", &e.viewer).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains(r#"data-kind="blacklist">2<"#), "{html}");
+    assert!(html.contains(r#"data-kind="no_consent">1<"#), "{html}");
+    assert!(html.contains("no marketing consent"), "{html}");
+    assert!(html.contains("+86138****8000"), "{html}");
+    assert!(!html.contains("13800138000"), "{html}");
+    let listing = get(&e.app, "/campaigns", &e.viewer).await.text();
+    assert!(listing.contains(r#"href="/campaigns/spring""#), "{listing}");
+    assert!(
+        listing.contains(r#"href="/consents""#),
+        "nav links consents"
+    );
+}
+
+#[tokio::test]
+async fn consents_mask_numbers_for_viewers() {
+    let e = env().await;
+    let page = get(&e.app, "/consents?lang=en", &e.analyst).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text().contains("No consent records"),
+        "{}",
+        page.text()
+    );
+
+    let consents = callqa_dialer::Consents::open(e.state.db.pool().clone())
+        .await
+        .unwrap();
+    let granted = chrono::DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    consents
+        .add(
+            &callqa_dialer::ConsentRecord {
+                number: NUMBER.into(),
+                scope: "marketing".into(),
+                proof: "form-42".into(),
+                granted_at: granted,
+                expires_at: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        send(&e.app, Method::GET, "/api/consents", &[], "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let v = get(&e.app, "/api/consents", &e.viewer).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert!(!v.text().contains("13800138000"), "{}", v.text());
+    assert_eq!(v.json()["consents"][0]["number"], "+86138****8000");
+    assert_eq!(v.json()["consents"][0]["proof"], "form-42");
+    // A viewer may not confirm a full number by looking it up.
+    assert_eq!(
+        get(&e.app, "/api/consents?number=13800138000", &e.viewer)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let vp = get(&e.app, "/consents", &e.viewer).await.text();
+    assert!(
+        vp.contains("+86138****8000") && !vp.contains("13800138000"),
+        "{vp}"
+    );
+
+    let a = get(
+        &e.app,
+        "/api/consents?number=%2B86%20138-0013-8000",
+        &e.analyst,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let rows = a.json()["consents"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["number"], NUMBER);
+    assert_eq!(rows[0]["granted_at"], "2026-01-05T08:00:00Z");
+    let other = get(&e.app, "/api/consents?number=%2B8613900139000", &e.analyst).await;
+    assert_eq!(other.json()["consents"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        get(&e.app, "/api/consents?number=abc", &e.analyst)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn scorecards_list_versions_with_counts() {
+    let e = env().await;
+    assert_eq!(
+        send(&e.app, Method::GET, "/api/scorecards", &[], "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let card = callqa_qa::Scorecard::default_card();
+    let a = get(&e.app, "/api/scorecards", &e.viewer).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let rows = a.json()["scorecards"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["scorecard"], card.id.as_str());
+    assert_eq!(rows[0]["version"], card.version);
+    assert_eq!(rows[0]["calls"], 1);
+    assert_eq!(rows[0]["current"], 1);
+    let stored: f64 = sqlx::query_scalar("SELECT score FROM qa_results")
+        .fetch_one(e.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0]["mean_score"].as_f64(),
+        Some((stored * 100.0).round() / 100.0)
+    );
+    let page = get(&e.app, "/scorecards?lang=en", &e.viewer).await.text();
+    assert!(
+        page.contains(rows[0]["scorecard"].as_str().unwrap()),
+        "{page}"
+    );
 }

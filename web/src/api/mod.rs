@@ -4,7 +4,10 @@
 pub mod admin;
 pub mod blacklist;
 pub mod calls;
+pub mod campaigns;
+pub mod consents;
 pub mod reports;
+pub mod scorecards;
 pub mod search;
 
 use std::sync::Arc;
@@ -33,6 +36,10 @@ pub(crate) fn routes() -> Router<Arc<WebState>> {
         .route("/api/blacklist", get(blacklist::list).post(blacklist::add))
         .route("/api/blacklist/import", post(blacklist::import))
         .route("/api/blacklist/{number}", delete(blacklist::remove))
+        .route("/api/campaigns", get(campaigns::list))
+        .route("/api/campaigns/{name}", get(campaigns::show))
+        .route("/api/consents", get(consents::list))
+        .route("/api/scorecards", get(scorecards::list))
         .route("/api/audit", get(admin::audit))
         .route("/api/users", get(admin::users).post(admin::add))
 }

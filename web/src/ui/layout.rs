@@ -139,6 +139,9 @@ pub fn frame(ctx: &Ctx, title: &str, body: Markup) -> Html<String> {
     let nav: Vec<(&str, &str, Role)> = vec![
         ("/search", "nav.search", Role::Viewer),
         ("/reports", "nav.reports", Role::Viewer),
+        ("/campaigns", "nav.campaigns", Role::Viewer),
+        ("/scorecards", "nav.scorecards", Role::Viewer),
+        ("/consents", "nav.consents", Role::Viewer),
         ("/blacklist", "nav.blacklist", Role::Analyst),
         ("/dead-letters", "nav.dead", Role::Analyst),
     ];

@@ -1,14 +1,17 @@
-//! The server-rendered UI: login, search, call review, QA reports, blacklist and
-//! dead letters. Pages are plain HTML from `maud` with a small script; no build step.
+//! The server-rendered UI: login, search, call review, QA reports, blacklist, campaigns,
+//! consents, scorecards and dead letters. Pages are plain HTML from `maud` with a small script; no build step.
 
 pub mod blacklist_page;
 pub mod call_page;
+pub mod campaigns_page;
 pub mod chart;
+pub mod consents_page;
 pub mod dead_letters_page;
 pub mod i18n;
 pub mod layout;
 pub mod login;
 pub mod report_page;
+pub mod scorecards_page;
 pub mod search_page;
 
 use std::sync::Arc;
@@ -35,6 +38,10 @@ pub(crate) fn routes() -> Router<Arc<WebState>> {
         .route("/blacklist/add", post(blacklist_page::add))
         .route("/blacklist/remove", post(blacklist_page::remove))
         .route("/blacklist/import", post(blacklist_page::import))
+        .route("/campaigns", get(campaigns_page::list))
+        .route("/campaigns/{name}", get(campaigns_page::show))
+        .route("/consents", get(consents_page::page))
+        .route("/scorecards", get(scorecards_page::page))
         .route("/dead-letters", get(dead_letters_page::page))
         .route("/dead-letters/{id}/retry", post(dead_letters_page::retry))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
