@@ -283,17 +283,23 @@ pub fn parse_window(value: &str) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
+/// The CSV dialect of contact and consent files: no header handling (a `number` header row
+/// is skipped by the callers), ragged rows allowed, cells trimmed, `#` comments.
+pub(crate) fn csv_reader<R: std::io::Read>(reader: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(reader)
+}
+
 /// Reads `number[,name,timezone]` rows; a header row whose first cell is `number` is skipped.
 pub fn read_contacts_csv<R: std::io::Read>(
     reader: R,
     path: &Path,
 ) -> Result<Vec<Contact>, CampaignError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(reader);
+    let mut rdr = csv_reader(reader);
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| CampaignError::Csv {

@@ -116,12 +116,7 @@ impl Consents {
         reader: R,
         now: DateTime<Utc>,
     ) -> Result<ConsentImport, CampaignError> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .comment(Some(b'#'))
-            .from_reader(reader);
+        let mut rdr = crate::campaign::csv_reader(reader);
         let mut report = ConsentImport::default();
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 1;
