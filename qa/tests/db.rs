@@ -44,7 +44,11 @@ impl TestDb {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let schema = format!("qa_test_{}_{}", std::process::id(), nanos);
+        // Tests run in parallel threads of one process: a counter keeps their schemas apart
+        // even when two read the same clock value.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let schema = format!("qa_test_{}_{}_{n}", std::process::id(), nanos);
         let admin = AnyPoolOptions::new()
             .max_connections(1)
             .connect(&url)
