@@ -79,8 +79,18 @@ pub struct TranscribeConfig {
     /// Smallest encoder context used with `short_audio_ctx` (50 per second of audio):
     /// very short contexts cost accuracy on short utterances.
     pub min_audio_ctx: usize,
-    /// Give whisper the speaker's previous words as a prompt for each utterance.
+    /// Give whisper the speaker's previous words as a prompt for each utterance (per-utterance
+    /// decoding only: packed windows carry their own context).
     pub context: bool,
+    /// Lay a speaker's utterances end to end into one 30 s window and decode it with
+    /// timestamps (as faster-whisper does after its VAD), instead of one decode per
+    /// utterance: a few encoder passes per call instead of one per utterance.
+    pub pack: bool,
+    /// Longest packed window in seconds (at most 28). Shorter windows cost less encoder
+    /// attention (quadratic in the window) but give whisper less context.
+    pub pack_seconds: u32,
+    /// whisper.cpp's flash attention kernels in the encoder and decoder.
+    pub flash_attn: bool,
 }
 
 impl Default for TranscribeConfig {
@@ -96,6 +106,9 @@ impl Default for TranscribeConfig {
             short_audio_ctx: true,
             min_audio_ctx: 1024,
             context: true,
+            pack: true,
+            pack_seconds: 28,
+            flash_attn: false,
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Whisper transcription per channel: voice-gated utterances are decoded one by one, so
-//! each segment's timestamps are its utterance's boundaries and silence costs nothing.
+//! Whisper transcription per channel: voice-gated utterances are packed end to end into
+//! 30 s windows and decoded with timestamps; each segment is one utterance, with its
+//! boundaries in the call, so silence costs nothing.
+
+mod pack;
 
 use crate::config::TranscribeConfig;
 use crate::decode::Audio;
@@ -9,11 +12,19 @@ use crate::text::normalize_zh;
 use crate::transcript::{Segment, Speaker, Transcript};
 use crate::vad::{speech_regions, Region, VadParams};
 use std::path::Path;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 /// Whisper's window: 30 s of 16 kHz audio, 1500 encoder positions.
 const WINDOW_SAMPLES: usize = 30 * WHISPER_RATE as usize;
 const FULL_AUDIO_CTX: usize = 1500;
+/// Packed windows stay a little under 30 s so whisper's last timestamp fits.
+const MAX_PACK_SECONDS: u32 = 28;
+/// Silence laid between packed utterances, so whisper ends a segment there.
+const PACK_GAP_SAMPLES: usize = WHISPER_RATE as usize * 3 / 10;
+/// Whisper timestamps are in centiseconds: 160 samples at 16 kHz.
+const SAMPLES_PER_CS: usize = WHISPER_RATE as usize / 100;
 /// Pushes whisper towards simplified characters in Mandarin output.
 const ZH_PROMPT: &str = "以下是普通话的句子。";
 /// Characters of a speaker's previous words given to whisper as context.
@@ -46,8 +57,10 @@ impl Transcriber {
                     .into(),
             });
         }
-        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
-            .map_err(|e| IngestError::Model {
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn(cfg.flash_attn);
+        let ctx =
+            WhisperContext::new_with_params(path, params).map_err(|e| IngestError::Model {
                 path: path.display().to_string(),
                 reason: format!("whisper could not load it: {e}"),
             })?;
@@ -85,22 +98,42 @@ impl Transcriber {
         };
         let mut segments = Vec::new();
         for ch in &channels {
+            let mut state = self.ctx.create_state().map_err(|e| fail(e.to_string()))?;
             // What this speaker said just before, as whisper's prompt: the decoder then
-            // sees the conversation's words, as when a whole window is decoded at once.
+            // sees the conversation's words across windows.
             let mut context = String::new();
-            for r in &ch.regions {
-                let prompt = self.cfg.context.then_some(context.as_str());
-                let text = self
-                    .decode_region(&ch.pcm[r.start..r.end], lang.as_deref(), prompt)
-                    .map_err(fail)?;
-                if let Some(text) = clean_text(&text) {
-                    context = tail_chars(&format!("{context} {text}"), CONTEXT_CHARS);
+            let mut push = |region: &Region, raw: &str, context: &mut String| {
+                if let Some(text) = clean_text(raw) {
+                    *context = tail_chars(&format!("{context} {text}"), CONTEXT_CHARS);
                     segments.push(Segment {
                         speaker: ch.speaker,
-                        start_ms: samples_to_ms(r.start),
-                        end_ms: samples_to_ms(r.end),
+                        start_ms: samples_to_ms(region.start),
+                        end_ms: samples_to_ms(region.end),
                         text,
                     });
+                }
+            };
+            if self.cfg.pack {
+                let window = self.cfg.pack_seconds.clamp(1, MAX_PACK_SECONDS) * WHISPER_RATE;
+                for pk in pack::pack(&ch.pcm, &ch.regions, window as usize, PACK_GAP_SAMPLES) {
+                    // A packed window carries its own context; the previous window's words
+                    // as a prompt made whisper skip or repeat sentences (measured), so
+                    // packed windows are decoded without them.
+                    let prompt = None;
+                    let texts = self
+                        .decode_pack(&mut state, &pk, lang.as_deref(), prompt)
+                        .map_err(fail)?;
+                    for (r, raw) in pk.regions.iter().zip(texts) {
+                        push(r, &raw, &mut context);
+                    }
+                }
+            } else {
+                for r in &ch.regions {
+                    let prompt = self.cfg.context.then_some(context.as_str());
+                    let text = self
+                        .decode_region(&mut state, &ch.pcm[r.start..r.end], lang.as_deref(), prompt)
+                        .map_err(fail)?;
+                    push(r, &text, &mut context);
                 }
             }
         }
@@ -180,12 +213,13 @@ impl Transcriber {
         Ok(best.and_then(whisper_rs::get_lang_str).map(str::to_string))
     }
 
-    fn decode_region(
+    /// Whisper's parameters shared by both decoding modes.
+    fn params<'a>(
         &self,
-        pcm: &[f32],
-        lang: Option<&str>,
+        lang: Option<&'a str>,
         context: Option<&str>,
-    ) -> Result<String, String> {
+        samples: usize,
+    ) -> FullParams<'a, 'a> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: self.cfg.beam_size as i32,
@@ -197,8 +231,6 @@ impl Transcriber {
         let mut p = FullParams::new(strategy);
         p.set_n_threads(self.cfg.threads.max(1) as i32);
         p.set_language(Some(lang.unwrap_or("en")));
-        p.set_no_timestamps(true);
-        p.set_single_segment(true);
         p.set_no_context(true);
         p.set_print_progress(false);
         p.set_print_realtime(false);
@@ -206,22 +238,87 @@ impl Transcriber {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_suppress_nst(true);
-        let prompt = match (
-            lang == Some("zh"),
-            context.map(str::trim).filter(|c| !c.is_empty()),
-        ) {
-            (true, Some(c)) => format!("{ZH_PROMPT}{c}"),
+        let context = context
+            .map(|c| c.replace('\0', ""))
+            .filter(|c| !c.trim().is_empty());
+        let prompt = match (lang == Some("zh"), context) {
+            (true, Some(c)) => format!("{ZH_PROMPT}{}", c.trim()),
             (true, None) => ZH_PROMPT.to_string(),
-            (false, Some(c)) => c.to_string(),
+            (false, Some(c)) => c.trim().to_string(),
             (false, None) => String::new(),
         };
         if !prompt.is_empty() {
             p.set_initial_prompt(&prompt);
         }
         if self.cfg.short_audio_ctx {
-            p.set_audio_ctx(short_audio_ctx(pcm.len(), self.cfg.min_audio_ctx) as i32);
+            p.set_audio_ctx(short_audio_ctx(samples, self.cfg.min_audio_ctx) as i32);
         }
-        let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
+        p
+    }
+
+    /// Decodes one packed window with timestamps and returns the text of each of its
+    /// utterances: every token goes to the utterance its timestamp falls in.
+    fn decode_pack(
+        &self,
+        state: &mut WhisperState,
+        pk: &pack::Pack,
+        lang: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        let mut p = self.params(lang, context, pk.pcm.len());
+        p.set_no_timestamps(false);
+        p.set_token_timestamps(true);
+        state
+            .full(p, &pk.pcm)
+            .map_err(|e| format!("whisper: {e}"))?;
+        let eot = self.ctx.token_eot();
+        let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); pk.regions.len()];
+        // Silence was gated out before packing; whisper's own no-speech test (no-speech
+        // probability and a low log-probability together) still skips a window of noise.
+        for seg in state.as_iter() {
+            let (s0, s1) = (seg.start_timestamp().max(0), seg.end_timestamp().max(0));
+            tracing::debug!(
+                t0 = s0,
+                t1 = s1,
+                text = %seg.to_str_lossy().unwrap_or_default(),
+                "whisper segment"
+            );
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                let data = tok.token_data();
+                if data.id >= eot {
+                    continue;
+                }
+                // Token times are estimates; keep them inside their segment.
+                let mid = if data.t0 >= 0 && data.t1 >= data.t0 {
+                    ((data.t0 + data.t1) / 2).clamp(s0, s1.max(s0))
+                } else {
+                    (s0 + s1) / 2
+                };
+                let region = pk.region_at(mid as usize * SAMPLES_PER_CS);
+                let piece = tok.to_bytes().map_err(|e| e.to_string())?;
+                bytes[region].extend_from_slice(piece);
+            }
+        }
+        Ok(bytes
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect())
+    }
+
+    /// Decodes one utterance on its own, without timestamps.
+    fn decode_region(
+        &self,
+        state: &mut WhisperState,
+        pcm: &[f32],
+        lang: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<String, String> {
+        let mut p = self.params(lang, context, pcm.len());
+        p.set_no_timestamps(true);
+        p.set_single_segment(true);
         state.full(p, pcm).map_err(|e| format!("whisper: {e}"))?;
         let mut text = String::new();
         for seg in state.as_iter() {
