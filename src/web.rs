@@ -16,7 +16,13 @@ pub async fn serve(app: App, listen: &str, stop: tokio::sync::watch::Receiver<bo
         Arc::new(index),
         app.queue.clone(),
         app.cfg.web.clone(),
-    );
+    )
+    // Admins start campaigns from the UI; they dial here, like `callqa campaign start`.
+    .with_dialing(
+        app.cfg.dialer.clone(),
+        crate::commands::dial::spool_dir(&app),
+    )
+    .with_scorecards_dir(crate::qa::scorecards_dir(&app));
     callqa_dialer::campaign_store::CampaignStore::open(app.db.pool().clone())
         .await
         .context("cannot create the dialer tables")?;

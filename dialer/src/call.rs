@@ -5,31 +5,31 @@
 //! directions and hangs up after the prompt plus a tail (or when the callee hangs up, or at the
 //! maximum duration).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use object_store::ObjectStore;
 use rsip::SipMessage;
 use serde::{Deserialize, Serialize};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, Instant};
+use tracing::Instrument;
 
 use crate::compliance::{self, ComplianceContext, ComplianceLookup, Refusal};
 use crate::config::DialerConfig;
 use crate::error::DialerError;
-use crate::media;
 pub use crate::recording::RecordingInfo;
-use crate::recording::{Recorder, RecordingWriter};
+use crate::recording::{Recorder, RecordingStore, RecordingWriter};
+use crate::rtp_sockets::RtpSocket;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{self, RequestSpec};
 use crate::sip::transaction::{InviteTransaction, NonInviteTransaction, TxAction};
-use crate::sip::transport::{self, SipTransport};
+use crate::sip::transport::{self, CSeqMethod, CallLeg, Received, SipEndpoint};
 use crate::sip::{auth, sdp};
-use crate::wav;
+use crate::{media, prompt};
 
 /// One test or campaign call.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ pub async fn dial_checked(
     lookup: &dyn ComplianceLookup,
     consent_scope: Option<&str>,
     attempts: u32,
-    store: Arc<dyn ObjectStore>,
+    store: impl Into<RecordingStore>,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
     let caller_id = req
@@ -183,15 +183,14 @@ enum Setup {
 }
 
 struct Leg {
-    transport: SipTransport,
-    rx: mpsc::Receiver<(SipMessage, SocketAddr)>,
+    sip: CallLeg,
     peer: SocketAddr,
     t1: Duration,
 }
 
 impl Leg {
     async fn send(&self, data: &bytes::Bytes) {
-        if let Err(e) = self.transport.send(data, self.peer).await {
+        if let Err(e) = self.sip.send(data, self.peer).await {
             tracing::warn!(error = %e, "SIP send failed");
         }
     }
@@ -199,13 +198,50 @@ impl Leg {
     async fn reply(&self, request: &SipMessage, code: u16, tag: &str, to: SocketAddr) {
         match message::response_to(request, code, tag) {
             Ok(r) => {
-                if let Err(e) = self.transport.send(&r, to).await {
+                if let Err(e) = self.sip.send(&r, to).await {
                     tracing::warn!(error = %e, "SIP reply failed");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot answer malformed request"),
         }
     }
+}
+
+/// Where a trunk is and which local address reaches it; resolved once per trunk address.
+async fn route_to(trunk: &crate::config::TrunkConfig) -> Result<(SocketAddr, IpAddr), DialerError> {
+    type Routes = HashMap<String, (SocketAddr, IpAddr)>;
+    static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    let cached = routes
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&trunk.address).copied());
+    if let Some(hit) = cached {
+        return Ok(hit);
+    }
+    let addr_err = |source| DialerError::TrunkAddress {
+        trunk: trunk.name.clone(),
+        address: trunk.address.clone(),
+        source,
+    };
+    let peer = tokio::net::lookup_host(&trunk.address)
+        .await
+        .map_err(addr_err)?
+        .next()
+        .ok_or_else(|| addr_err(std::io::Error::other("no address")))?;
+    let ip = transport::local_ip_towards(peer)
+        .await
+        .map_err(|source| DialerError::Socket {
+            what: "route to trunk",
+            source,
+        })?;
+    // Names may move between DNS answers: only literal addresses are remembered.
+    if trunk.address.parse::<SocketAddr>().is_ok() {
+        if let Ok(mut r) = routes.lock() {
+            r.insert(trunk.address.clone(), (peer, ip));
+        }
+    }
+    Ok((peer, ip))
 }
 
 fn far_future() -> Instant {
@@ -217,38 +253,32 @@ fn far_future() -> Instant {
 pub async fn dial(
     cfg: &DialerConfig,
     req: DialRequest,
-    store: Arc<dyn ObjectStore>,
+    store: impl Into<RecordingStore>,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
     let span = tracing::info_span!("call", call_id = %req.call_id, number = %req.number, trunk = %req.trunk);
-    let _entered = span.enter();
-    let trunk = cfg.trunk(&req.trunk)?.clone();
-    let prompt = wav::read_prompt(&req.play)?;
-    let addr_err = |source| DialerError::TrunkAddress {
-        trunk: trunk.name.clone(),
-        address: trunk.address.clone(),
-        source,
-    };
-    let peer = tokio::net::lookup_host(&trunk.address)
+    place(cfg, req, store.into(), spool_dir)
+        .instrument(span)
         .await
-        .map_err(addr_err)?
-        .next()
-        .ok_or_else(|| addr_err(std::io::Error::other("no address")))?;
+}
+
+async fn place(
+    cfg: &DialerConfig,
+    req: DialRequest,
+    store: RecordingStore,
+    spool_dir: &Path,
+) -> Result<CallReport, DialerError> {
+    let trunk = cfg.trunk(&req.trunk)?;
+    let prompt = prompt::load(&req.play)?;
+    let (peer, ip) = route_to(trunk).await?;
     let sock_err = |what| move |source| DialerError::Socket { what, source };
-    let ip = transport::local_ip_towards(peer)
-        .await
-        .map_err(sock_err("route to trunk"))?;
-    let (transport, rx) = SipTransport::bind(ip).await.map_err(sock_err("SIP"))?;
-    let rtp = Arc::new(
-        UdpSocket::bind(SocketAddr::new(ip, 0))
-            .await
-            .map_err(sock_err("RTP"))?,
-    );
-    let rtp_port = rtp.local_addr().map_err(sock_err("RTP"))?.port();
-    let local = transport.local;
+    let endpoint = SipEndpoint::shared(ip).map_err(sock_err("SIP"))?;
+    let rtp = RtpSocket::take(ip).map_err(sock_err("RTP"))?;
+    let rtp_port = rtp.port();
+    let local = endpoint.local;
+    let branch = message::new_branch();
     let mut leg = Leg {
-        transport,
-        rx,
+        sip: CallLeg::open(endpoint, &req.call_id, &branch),
         peer,
         t1: Duration::from_millis(cfg.t1_ms.max(1)),
     };
@@ -267,7 +297,6 @@ pub async fn dial(
         format!("SIP/2.0/UDP {local}"),
     );
     let offer = sdp::offer(ip, rtp_port, rand::random::<u32>().into());
-    let branch = message::new_branch();
     let invite = RequestSpec {
         method: rsip::Method::Invite,
         uri: target.clone(),
@@ -291,8 +320,8 @@ pub async fn dial(
 
     let started_at = Utc::now();
     let started = Instant::now();
-    tracing::info!(%peer, "INVITE");
-    let setup = invite_phase(cfg, &trunk, &mut leg, &mut dialog, invite).await?;
+    tracing::debug!(%peer, "INVITE");
+    let setup = invite_phase(cfg, trunk, &mut leg, &mut dialog, invite).await?;
     let setup_ms = started.elapsed().as_millis() as u64;
     let (answer, code) = match setup {
         Setup::Ended {
@@ -300,7 +329,7 @@ pub async fn dial(
             code,
             reason,
         } => {
-            tracing::info!(?outcome, ?code, %reason, "call not answered");
+            tracing::debug!(?outcome, ?code, %reason, "call not answered");
             let trunk_failure = matches!(code, Some(500..=599)) || reason == NO_RESPONSE;
             return Ok(CallReport {
                 call_id: req.call_id,
@@ -324,7 +353,8 @@ pub async fn dial(
 
     let answered_at = Utc::now();
     let answered = Instant::now();
-    tracing::info!(rtp = %answer.rtp, codec = ?answer.codec, "answered");
+    tracing::debug!(rtp = %answer.rtp, codec = ?answer.codec, "answered");
+    let rtp = rtp.into_std().map_err(sock_err("RTP"))?;
     let writer = RecordingWriter::create(
         store,
         &req.recording_key,
@@ -336,26 +366,23 @@ pub async fn dial(
     let recorder = Recorder::start(writer, answered);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
-    let sender = media::spawn_sender(
-        rtp.clone(),
-        answer.rtp,
-        answer.codec,
+    let media = media::spawn(media::MediaLeg {
+        socket: rtp,
+        remote: answer.rtp,
+        codec: answer.codec,
         prompt,
-        recorder.sender(),
-        done_tx,
-        stop_rx.clone(),
-    );
-    let receiver = media::spawn_receiver(
-        rtp.clone(),
-        cfg.jitter_depth,
+        jitter_depth: cfg.jitter_depth,
         answered,
-        recorder.sender(),
-        stop_rx,
-    );
+        record: recorder.sender(),
+        prompt_done: done_tx,
+        stop: stop_rx,
+    });
     let reason = talk_phase(cfg, &mut leg, &mut dialog, done_rx, answered).await;
     let _ = stop_tx.send(true);
-    let packets_sent = sender.await.unwrap_or(0);
-    let jitter = receiver.await.unwrap_or_default();
+    let media::MediaStats {
+        packets_sent,
+        jitter,
+    } = media.await.unwrap_or_default();
     let ended_at = Utc::now();
     let duration_ms = answered.elapsed().as_millis() as u64;
     let (recording, late_samples) = recorder.finish().await?;
@@ -449,9 +476,24 @@ async fn invite_phase(
                     return Ok(Setup::Ended { outcome: Outcome::NoAnswer, code: None, reason: "ring timeout; no answer to CANCEL".into() });
                 }
             }
-            msg = leg.rx.recv() => {
-                let Some((msg, from)) = msg else {
-                    return Err(fail("SIP reader stopped".into()));
+            (received, from) = leg.sip.recv() => {
+                let msg = match received {
+                    Received::Message(msg) => msg,
+                    Received::Provisional(p) => {
+                        if p.method == CSeqMethod::Cancel {
+                            if let Some(c) = cancel.as_mut() {
+                                c.on_response(p.code);
+                            }
+                        } else if p.method == CSeqMethod::Invite && p.branch() == ict.branch {
+                            let actions = ict.on_response(p.code, "").map_err(|e| fail(e.to_string()))?;
+                            if actions.iter().any(|a| matches!(a, TxAction::Deliver(_))) {
+                                tracing::debug!(code = p.code, "provisional");
+                                provisional = true;
+                            }
+                        }
+                        cancel_if_due(&mut cancel, want_cancel && provisional, &ict, leg).await;
+                        continue;
+                    }
                 };
                 match msg {
                     SipMessage::Request(ref r) => {
@@ -535,11 +577,15 @@ async fn invite_phase(
                                         1,
                                     );
                                     next.set_header(if code == 401 { "Authorization" } else { "Proxy-Authorization" }, value);
+                                    leg.sip.add_branch(&branch);
                                     ict = InviteTransaction::new(next, branch, leg.t1, Instant::now()).map_err(|e| fail(e.to_string()))?;
                                     leg.send(&ict.wire()).await;
                                     tracing::info!(code, "answered digest challenge");
                                 }
                                 TxAction::Deliver(code) => {
+                                    if let Some(ack) = ict.ack_wire() {
+                                        leg.sip.linger(&ict.branch, ack, leg.peer);
+                                    }
                                     let reason = format!("{} {}", code, r.status_code);
                                     let outcome = if code == 487 && cancel.is_some() { Outcome::NoAnswer } else { outcome_for(code) };
                                     let reason = if outcome == Outcome::NoAnswer && cancel.is_some() {
@@ -555,18 +601,28 @@ async fn invite_phase(
                 }
             }
         }
-        // RFC 3261 §9.1: a CANCEL may only follow a provisional response.
-        if want_cancel && provisional && cancel.is_none() {
-            let spec = ict.cancel();
-            match NonInviteTransaction::new(&spec, ict.branch.clone(), leg.t1, Instant::now()) {
-                Ok(tx) => {
-                    tracing::info!("ring timeout: CANCEL");
-                    leg.send(&tx.wire()).await;
-                    cancel = Some(tx);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot build CANCEL"),
-            }
+        cancel_if_due(&mut cancel, want_cancel && provisional, &ict, leg).await;
+    }
+}
+
+/// Sends the CANCEL once it is due (RFC 3261 §9.1: only after a provisional response).
+async fn cancel_if_due(
+    cancel: &mut Option<NonInviteTransaction>,
+    due: bool,
+    ict: &InviteTransaction,
+    leg: &Leg,
+) {
+    if !due || cancel.is_some() {
+        return;
+    }
+    let spec = ict.cancel();
+    match NonInviteTransaction::new(&spec, ict.branch.clone(), leg.t1, Instant::now()) {
+        Ok(tx) => {
+            tracing::info!("ring timeout: CANCEL");
+            leg.send(&tx.wire()).await;
+            *cancel = Some(tx);
         }
+        Err(e) => tracing::warn!(error = %e, "cannot build CANCEL"),
     }
 }
 
@@ -594,8 +650,8 @@ async fn talk_phase(
                 }
             }
             _ = sleep_until(hangup_at) => break,
-            msg = leg.rx.recv() => {
-                let Some((msg, from)) = msg else { break };
+            (received, from) = leg.sip.recv() => {
+                let Received::Message(msg) = received else { continue };
                 match &msg {
                     SipMessage::Request(r) if r.method == rsip::Method::Bye => {
                         leg.reply(&msg, if dialog.matches(&msg) { 200 } else { 481 }, &dialog.local_tag, from).await;
@@ -629,6 +685,7 @@ async fn talk_phase(
 /// Sends BYE and waits for its final response (or timer F), answering a crossing BYE.
 async fn hang_up(leg: &mut Leg, dialog: &mut Dialog) {
     let (bye, branch) = dialog.request(rsip::Method::Bye);
+    leg.sip.add_branch(&branch);
     let Ok(mut tx) = NonInviteTransaction::new(&bye, branch.clone(), leg.t1, Instant::now()) else {
         tracing::warn!("cannot build BYE");
         return;
@@ -649,8 +706,16 @@ async fn hang_up(leg: &mut Leg, dialog: &mut Dialog) {
                     }
                 }
             }
-            msg = leg.rx.recv() => {
-                let Some((msg, from)) = msg else { return };
+            (received, from) = leg.sip.recv() => {
+                let msg = match received {
+                    Received::Message(msg) => msg,
+                    Received::Provisional(p) => {
+                        if p.branch() == branch {
+                            tx.on_response(p.code);
+                        }
+                        continue;
+                    }
+                };
                 let finished = match &msg {
                     SipMessage::Response(r) if message::top_branch(&msg).as_deref() == Some(branch.as_str()) => tx
                         .on_response(r.status_code.code())

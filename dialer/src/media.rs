@@ -1,165 +1,363 @@
-//! The RTP legs of an answered call: a paced sender playing the prompt (then silence) and a
-//! receiver that reorders, decodes and hands the customer's audio to the recorder.
+//! The RTP leg of an answered call: every 20 ms one task sends the next prompt packet (then
+//! silence) and drains what the callee sent since, reorders and decodes it, and hands both
+//! directions to the recorder in 100 ms batches.
+//!
+//! The socket is a plain non-blocking one read on the media clock rather than on readiness:
+//! one wake-up per packet interval per call, whatever the number of packets, and no I/O
+//! driver work per received packet.
 
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rand::Rng;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::g711::Codec;
+use crate::g711::{self, Codec};
 use crate::jitter::{JitterBuffer, JitterStats};
 use crate::recording::{RecordCmd, SAMPLE_RATE};
-use crate::rtp::RtpPacket;
+use crate::rtp::{self, RtpPacket};
 
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME: usize = 160;
+/// Packet intervals per batch handed to the recorder (100 ms).
+const BATCH_TICKS: u32 = 5;
+/// Datagrams read per interval at most (a flood must not starve the sender).
+const MAX_READS_PER_TICK: usize = 64;
 
-/// Plays `prompt` to `remote` as 20 ms packets, then silence until `stop`; records what it
-/// sends on channel 0. `prompt_done` fires when the last prompt packet left. Returns the
-/// number of packets sent.
-pub fn spawn_sender(
-    socket: Arc<UdpSocket>,
-    remote: SocketAddr,
-    codec: Codec,
-    prompt: Vec<i16>,
-    record: mpsc::Sender<RecordCmd>,
-    prompt_done: oneshot::Sender<Instant>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<u64> {
-    tokio::spawn(async move {
-        let (mut seq, mut ts, ssrc) = {
-            let mut rng = rand::thread_rng();
-            (rng.gen::<u16>(), rng.gen::<u32>(), rng.gen::<u32>())
-        };
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
-        // Keep the media clock: after a stall, catch up so packet n still covers 20n ms.
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut prompt_done = Some(prompt_done);
-        let silence = [0i16; FRAME];
-        let mut sent = 0u64;
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => break,
-            }
-            let start = sent as usize * FRAME;
-            let frame: Vec<i16> = if start < prompt.len() {
-                let mut f = prompt[start..(start + FRAME).min(prompt.len())].to_vec();
-                f.resize(FRAME, 0);
-                f
-            } else {
-                if let Some(done) = prompt_done.take() {
-                    let _ = done.send(Instant::now());
-                }
-                silence.to_vec()
-            };
-            let packet = RtpPacket {
-                payload_type: codec.payload_type(),
-                marker: sent == 0,
-                sequence: seq,
-                timestamp: ts,
-                ssrc,
-                payload: Bytes::from(codec.encode(&frame)),
-            };
-            if let Err(e) = socket.send_to(&packet.to_bytes(), remote).await {
-                tracing::debug!(error = %e, "RTP send failed");
-            }
-            // Waiting here when storage is slow is fine: the Burst ticker catches up after.
-            let _ = record
-                .send(RecordCmd::Samples {
-                    channel: 0,
-                    pos: start as u64,
-                    samples: frame,
-                })
-                .await;
-            sent += 1;
-            seq = seq.wrapping_add(1);
-            ts = ts.wrapping_add(FRAME as u32);
-        }
-        sent
-    })
+/// What the media task counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub jitter: JitterStats,
 }
 
-/// Receives the callee's RTP until `stop`; records it on channel 1, aligned by timestamp to
-/// the arrival time of the first packet relative to `answered`.
-pub fn spawn_receiver(
-    socket: Arc<UdpSocket>,
-    jitter_depth: usize,
-    answered: Instant,
-    record: mpsc::Sender<RecordCmd>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<JitterStats> {
-    tokio::spawn(async move {
-        let mut jitter = JitterBuffer::new(jitter_depth);
-        let mut origin: Option<(u32, u32, u64)> = None; // (ssrc, first timestamp, base frame)
-        let mut buf = vec![0u8; 2048];
-        let place = |origin: &mut Option<(u32, u32, u64)>, p: &RtpPacket| -> Option<RecordCmd> {
-            let codec = Codec::from_payload_type(p.payload_type)?;
-            let &mut Some((_, first_ts, base)) = origin else {
-                return None;
-            };
-            let delta = i64::from(p.timestamp.wrapping_sub(first_ts) as i32);
-            let pos = u64::try_from(base as i64 + delta).ok()?;
-            Some(RecordCmd::Samples {
-                channel: 1,
-                pos,
-                samples: codec.decode(&p.payload),
-            })
+/// Everything the media task needs.
+pub struct MediaLeg {
+    /// Non-blocking, bound to the port our SDP offer named.
+    pub socket: UdpSocket,
+    pub remote: SocketAddr,
+    pub codec: Codec,
+    pub prompt: Arc<[i16]>,
+    pub jitter_depth: usize,
+    /// Frame 0 of the recording.
+    pub answered: Instant,
+    pub record: mpsc::Sender<RecordCmd>,
+    /// Fires when the last prompt packet left.
+    pub prompt_done: oneshot::Sender<Instant>,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Consecutive samples of one channel waiting to go to the recorder.
+struct Batch {
+    channel: usize,
+    pos: u64,
+    samples: Vec<i16>,
+}
+
+impl Batch {
+    fn new(channel: usize) -> Self {
+        Self {
+            channel,
+            pos: 0,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Appends `samples` at `pos`; returns the batch so far if `pos` does not continue it.
+    fn push(&mut self, pos: u64, samples: &[i16]) -> Option<RecordCmd> {
+        let end = self.pos + self.samples.len() as u64;
+        let flushed = if !self.samples.is_empty() && pos != end {
+            self.take()
+        } else {
+            None
         };
-        loop {
-            let n = tokio::select! {
-                r = socket.recv_from(&mut buf) => match r {
-                    Ok((n, _)) => n,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "RTP receive error");
-                        continue;
-                    }
-                },
-                _ = stop.changed() => break,
-            };
-            let packet = match RtpPacket::parse(&buf[..n]) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::debug!(error = %e, "dropping malformed RTP");
-                    continue;
-                }
-            };
-            // Only audio we can decode; telephone-events and comfort noise are skipped.
-            if Codec::from_payload_type(packet.payload_type).is_none() {
+        if self.samples.is_empty() {
+            self.pos = pos;
+            self.samples.reserve(FRAME * BATCH_TICKS as usize);
+        }
+        self.samples.extend_from_slice(samples);
+        flushed
+    }
+
+    fn take(&mut self) -> Option<RecordCmd> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        Some(RecordCmd::Samples {
+            channel: self.channel,
+            pos: self.pos,
+            samples: std::mem::take(&mut self.samples),
+        })
+    }
+}
+
+/// The callee's side: reordering, and placement by RTP timestamp relative to the arrival of
+/// its first packet after `answered`.
+struct Incoming {
+    jitter: JitterBuffer,
+    depth: usize,
+    /// (ssrc, first timestamp, frame the first packet was placed at)
+    origin: Option<(u32, u32, u64)>,
+    answered: Instant,
+}
+
+impl Incoming {
+    fn frames_since_answer(&self) -> u64 {
+        self.answered.elapsed().as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000
+    }
+
+    /// Takes one datagram; returns the packets now ready, in order.
+    fn receive(&mut self, data: &[u8]) -> Vec<RtpPacket> {
+        let packet = match RtpPacket::parse(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "dropping malformed RTP");
+                return Vec::new();
+            }
+        };
+        // Only audio we can decode; telephone-events and comfort noise are skipped.
+        if Codec::from_payload_type(packet.payload_type).is_none() {
+            return Vec::new();
+        }
+        match self.origin {
+            None => {
+                self.origin = Some((packet.ssrc, packet.timestamp, self.frames_since_answer()));
+            }
+            Some((ssrc, _, _)) if ssrc != packet.ssrc => {
+                // A new source (e.g. the far end switched media): re-anchor on arrival time.
+                self.origin = Some((packet.ssrc, packet.timestamp, self.frames_since_answer()));
+                self.jitter = JitterBuffer::new(self.depth);
+            }
+            _ => {}
+        }
+        self.jitter.push(packet)
+    }
+
+    /// Where a released packet goes in the recording, decoded.
+    fn place(&self, p: &RtpPacket) -> Option<(u64, Vec<i16>)> {
+        let codec = Codec::from_payload_type(p.payload_type)?;
+        let (_, first_ts, base) = self.origin?;
+        let delta = i64::from(p.timestamp.wrapping_sub(first_ts) as i32);
+        let pos = u64::try_from(base as i64 + delta).ok()?;
+        Some((pos, codec.decode(&p.payload)))
+    }
+}
+
+/// Runs the call's media until `stop`; returns what it counted.
+pub fn spawn(leg: MediaLeg) -> JoinHandle<MediaStats> {
+    tokio::spawn(run(leg))
+}
+
+async fn run(leg: MediaLeg) -> MediaStats {
+    let MediaLeg {
+        socket,
+        remote,
+        codec,
+        prompt,
+        jitter_depth,
+        answered,
+        record,
+        prompt_done,
+        mut stop,
+    } = leg;
+    let (mut seq, mut ts, ssrc) = {
+        let mut rng = rand::thread_rng();
+        (rng.gen::<u16>(), rng.gen::<u32>(), rng.gen::<u32>())
+    };
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    // Keep the media clock: after a stall, catch up so packet n still covers 20n ms.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut prompt_done = Some(prompt_done);
+    let mut incoming = Incoming {
+        jitter: JitterBuffer::new(jitter_depth),
+        depth: jitter_depth,
+        origin: None,
+        answered,
+    };
+    let mut ours = Batch::new(0);
+    let mut theirs = Batch::new(1);
+    let mut wire: Vec<u8> = Vec::with_capacity(12 + FRAME);
+    let mut buf = [0u8; 2048];
+    let mut frame = [0i16; FRAME];
+    let mut sent = 0u64;
+    let mut out: Vec<RecordCmd> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        // Our packet for this interval.
+        let start = sent as usize * FRAME;
+        frame.fill(0);
+        if start < prompt.len() {
+            let end = (start + FRAME).min(prompt.len());
+            frame[..end - start].copy_from_slice(&prompt[start..end]);
+        } else if let Some(done) = prompt_done.take() {
+            let _ = done.send(Instant::now());
+        }
+        wire.clear();
+        rtp::write_header(&mut wire, codec.payload_type(), sent == 0, seq, ts, ssrc);
+        encode_into(codec, &frame, &mut wire);
+        if let Err(e) = socket.send_to(&wire, remote) {
+            tracing::debug!(error = %e, "RTP send failed");
+        }
+        out.extend(ours.push(start as u64, &frame));
+        sent += 1;
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(FRAME as u32);
+
+        // What the callee sent since the last interval.
+        drain(&socket, &mut buf, &mut incoming, &mut theirs, &mut out);
+        if sent.is_multiple_of(u64::from(BATCH_TICKS)) {
+            out.extend(ours.take());
+            out.extend(theirs.take());
+        }
+        // Waiting here when storage is slow is fine: the Burst ticker catches up after.
+        for cmd in out.drain(..) {
+            let _ = record.send(cmd).await;
+        }
+    }
+    drain(&socket, &mut buf, &mut incoming, &mut theirs, &mut out);
+    for p in incoming.jitter.flush() {
+        if let Some((pos, samples)) = incoming.place(&p) {
+            out.extend(theirs.push(pos, &samples));
+        }
+    }
+    out.extend(ours.take());
+    out.extend(theirs.take());
+    for cmd in out {
+        let _ = record.send(cmd).await;
+    }
+    MediaStats {
+        packets_sent: sent,
+        jitter: incoming.jitter.stats(),
+    }
+}
+
+/// Reads every datagram waiting on `socket` into the jitter buffer and batches what it
+/// releases.
+fn drain(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    incoming: &mut Incoming,
+    theirs: &mut Batch,
+    out: &mut Vec<RecordCmd>,
+) {
+    for _ in 0..MAX_READS_PER_TICK {
+        let n = match socket.recv_from(buf) {
+            Ok((n, _)) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) => {
+                // ICMP errors from our own sends surface here; keep reading.
+                tracing::debug!(error = %e, "RTP receive error");
                 continue;
             }
-            match origin {
-                None => {
-                    let base =
-                        answered.elapsed().as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000;
-                    origin = Some((packet.ssrc, packet.timestamp, base));
-                }
-                Some((ssrc, _, _)) if ssrc != packet.ssrc => {
-                    // A new source (e.g. the far end switched media): re-anchor on arrival time.
-                    let base =
-                        answered.elapsed().as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000;
-                    origin = Some((packet.ssrc, packet.timestamp, base));
-                    jitter = JitterBuffer::new(jitter_depth);
-                }
-                _ => {}
-            }
-            for p in jitter.push(packet) {
-                if let Some(cmd) = place(&mut origin, &p) {
-                    let _ = record.send(cmd).await;
-                }
+        };
+        for p in incoming.receive(&buf[..n]) {
+            if let Some((pos, samples)) = incoming.place(&p) {
+                out.extend(theirs.push(pos, &samples));
             }
         }
-        for p in jitter.flush() {
-            if let Some(cmd) = place(&mut origin, &p) {
-                let _ = record.send(cmd).await;
+    }
+}
+
+/// G.711-encodes `samples` onto the end of `out`.
+fn encode_into(codec: Codec, samples: &[i16], out: &mut Vec<u8>) {
+    match codec {
+        Codec::Pcmu => out.extend(samples.iter().map(|&s| g711::linear_to_ulaw(s))),
+        Codec::Pcma => out.extend(samples.iter().map(|&s| g711::linear_to_alaw(s))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_continue_until_a_gap() {
+        let mut b = Batch::new(1);
+        assert!(b.push(100, &[1, 2]).is_none());
+        assert!(b.push(102, &[3]).is_none());
+        let Some(RecordCmd::Samples {
+            channel,
+            pos,
+            samples,
+        }) = b.push(200, &[9])
+        else {
+            panic!("a gap flushes the batch")
+        };
+        assert_eq!((channel, pos, samples), (1, 100, vec![1, 2, 3]));
+        let Some(RecordCmd::Samples { pos, samples, .. }) = b.take() else {
+            panic!("the new batch")
+        };
+        assert_eq!((pos, samples), (200, vec![9]));
+        assert!(b.take().is_none());
+    }
+
+    #[tokio::test]
+    async fn sends_the_prompt_and_records_both_directions() {
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let far = UdpSocket::bind("127.0.0.1:0").unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let local = ours.local_addr().unwrap();
+        let prompt: Arc<[i16]> = vec![1000i16; FRAME * 3].into();
+        let (record_tx, mut record_rx) = mpsc::channel(64);
+        let (done_tx, done_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = spawn(MediaLeg {
+            socket: ours,
+            remote: far.local_addr().unwrap(),
+            codec: Codec::Pcmu,
+            prompt,
+            jitter_depth: 3,
+            answered: Instant::now(),
+            record: record_tx,
+            prompt_done: done_tx,
+            stop: stop_rx,
+        });
+        // The far end answers each of our packets with one of its own (a louder tone).
+        let far_task = tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 2048];
+            for i in 0..10u16 {
+                let (n, _) = far.recv_from(&mut buf).unwrap();
+                let got = RtpPacket::parse(&buf[..n]).unwrap();
+                assert_eq!(got.payload.len(), FRAME);
+                let reply = RtpPacket {
+                    payload_type: 0,
+                    marker: i == 0,
+                    sequence: i,
+                    timestamp: u32::from(i) * FRAME as u32,
+                    ssrc: 7,
+                    payload: Codec::Pcmu.encode(&[8000i16; FRAME]).into(),
+                };
+                far.send_to(&reply.to_bytes(), local).unwrap();
+            }
+        });
+        done_rx.await.unwrap();
+        far_task.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        stop_tx.send(true).unwrap();
+        let stats = task.await.unwrap();
+        assert!(stats.packets_sent >= 10);
+        assert_eq!(stats.jitter.received, 10);
+        assert_eq!(stats.jitter.lost, 0);
+        let mut channel_samples = [0usize; 2];
+        let mut loud = 0;
+        while let Ok(RecordCmd::Samples {
+            channel, samples, ..
+        }) = record_rx.try_recv()
+        {
+            channel_samples[channel] += samples.len();
+            if channel == 1 {
+                loud += samples.iter().filter(|s| s.abs() > 7000).count();
             }
         }
-        jitter.stats()
-    })
+        assert_eq!(channel_samples[0], stats.packets_sent as usize * FRAME);
+        assert_eq!(loud, 10 * FRAME);
+    }
 }

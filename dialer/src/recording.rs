@@ -1,38 +1,58 @@
-//! Stereo call recording streamed to object storage while the call runs.
+//! Stereo call recording streamed to object storage while the call runs, with an exact WAV
+//! header, and a local spool so that a storage outage never loses a recording.
 //!
 //! Channel 0 is our side (prompt/agent), channel 1 the customer, 8 kHz 16-bit PCM. Samples are
 //! placed by RTP timestamp in a [`StereoMixer`], so the channels stay aligned and gaps become
-//! silence. Mixed audio is uploaded in parts of `part_size` bytes read back from the local
-//! copy, so memory per call is the mixer's short look-behind window plus, while a part is in
-//! flight, that part.
+//! silence.
 //!
-//! Why the header works out: `object_store`'s `MultipartUpload::put_part` numbers parts in
-//! call order, so part 1 (which holds the header) cannot be written last. Instead nothing is
-//! uploaded until `part_size` bytes exist; a call shorter than that (about 160 s at 5 MiB) is
-//! one plain `put` of the local copy with exact sizes, which also avoids Garage's rejection of tiny/empty multipart
-//! uploads. A longer call streams, and its header carries the standard streaming placeholders
-//! (`0xFFFFFFFF` sizes), which symphonia, ffmpeg, sox and browsers read as "to end of file".
+//! Every byte goes first to a local copy, `<spool_dir>/<call_id>.wav`. Uploads read their parts
+//! back from it, in a task of their own: a call holds no audio in memory beyond the part being
+//! uploaded, part buffers of all calls share one budget ([`BUFFER_BUDGET`]), and a store that
+//! stalls never holds up the call's media.
 //!
-//! Every byte is also teed to `<spool_dir>/<call_id>.wav` (with an exact header patched at the
-//! end). The local copy is deleted only after the upload completed; if storage failed at any
-//! point it stays, with a JSON sidecar naming the destination key, for [`drain_spool`].
+//! Exact header on a streamed object: a WAV header's sizes are known only at hangup, yet they
+//! sit in the first bytes, i.e. in the first part of a multipart upload. S3 (like GCS and Azure)
+//! takes parts by explicit number, in any order, so while the call runs parts 2, 3, ... go up as
+//! soon as each is complete in the local copy, and at hangup the writer uploads the tail, then
+//! part 1 (the header with the final sizes and the first `part_size - 44` bytes of audio, read
+//! back from the local copy) and completes the upload. The object is a plain PCM WAV with exact
+//! sizes, which every reader takes. Streaming placeholders (`0xFFFFFFFF` sizes) are not used:
+//! symphonia and sox read them as 37 hours of audio, so the pipeline's decoder would reject the
+//! recording as truncated. A call shorter than one part (about 160 s at 5 MiB) is one plain put
+//! at hangup; streaming starts once two parts are recorded. A store without that multipart API
+//! (the local filesystem) gets the whole file at hangup.
+//!
+//! When any storage step fails, during the call or at hangup, or storage is still stuck
+//! [`FINISH_TIMEOUT`] after hangup, the local copy (exact header included, so the parts already
+//! sent are not needed) stays with a JSON sidecar naming its key and any upload left half done;
+//! [`drain_spool`] uploads it whole once the store is back and aborts that upload. Keys are per
+//! call, so an upload repeated after a lost reply overwrites the same object.
+
+mod spool;
+mod store;
 
 use std::collections::VecDeque;
 use std::io::SeekFrom;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use bytes::Bytes;
+use object_store::multipart::PartId;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, PutPayload};
+use object_store::MultipartId;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use spool::{drain_spool, store_unreachable, SpoolEntry};
+pub use store::{RecordingStore, BUFFER_BUDGET};
+
 use crate::error::DialerError;
 use crate::wav;
+use spool::write_sidecar;
+use store::{put_whole, read_range, upload_file, PartStore, StepError};
 
 pub const SAMPLE_RATE: u32 = 8000;
 /// How far behind real time the mixer writes out, to wait for late/reordered RTP.
@@ -40,6 +60,8 @@ const LOOK_BEHIND: u64 = 2400;
 /// Samples further ahead than this are dropped as bogus (a broken timestamp would otherwise
 /// allocate without bound).
 const MAX_AHEAD: u64 = 10 * SAMPLE_RATE as u64;
+/// How long hangup waits for storage before spooling the recording instead.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the recording ended up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,39 +129,103 @@ impl StereoMixer {
     }
 }
 
-/// Sidecar written next to a spooled WAV.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SpoolEntry {
-    pub call_id: String,
-    pub key: String,
-    pub bytes: u64,
+/// What the part uploader did during the call.
+#[derive(Debug, Default)]
+struct Streamed {
+    /// Ids of parts 1, 2, ... (part 0, the header part, goes up at hangup).
+    parts: Vec<PartId>,
+    error: Option<String>,
 }
 
-/// Streams PCM bytes to one object, with the local tee and spool fallback.
+/// Uploads parts 1.. of the local copy as each becomes complete; returns when the writer is
+/// done (the `written` sender dropped) and no complete part is left, or at the first error.
+async fn stream_parts(
+    store: PartStore,
+    location: Path,
+    local_path: PathBuf,
+    part_size: u64,
+    upload: Arc<Mutex<Option<MultipartId>>>,
+    mut written: watch::Receiver<u64>,
+) -> Streamed {
+    let mut s = Streamed::default();
+    loop {
+        let idx = s.parts.len() + 1;
+        let end = (idx as u64 + 1) * part_size;
+        while *written.borrow() < end {
+            if written.changed().await.is_err() && *written.borrow() < end {
+                return s;
+            }
+        }
+        let id = match current_upload(&upload) {
+            Some(id) => id,
+            None => match store.api.create_multipart(&location).await {
+                Ok(id) => {
+                    set_upload(&upload, &id);
+                    id
+                }
+                Err(e) => {
+                    s.error = Some(format!("starting the multipart upload: {e}"));
+                    return s;
+                }
+            },
+        };
+        let step = async {
+            let buf = read_range(&local_path, idx as u64 * part_size, part_size as usize).await?;
+            Ok::<_, StepError>(
+                store
+                    .api
+                    .put_part(&location, &id, idx, buf.payload())
+                    .await?,
+            )
+        };
+        match step.await {
+            Ok(part) => s.parts.push(part),
+            Err(e) => {
+                s.error = Some(format!("uploading part {}: {e}", idx + 1));
+                return s;
+            }
+        }
+    }
+}
+
+fn current_upload(upload: &Mutex<Option<MultipartId>>) -> Option<MultipartId> {
+    upload.lock().map(|u| u.clone()).unwrap_or_default()
+}
+
+fn set_upload(upload: &Mutex<Option<MultipartId>>, id: &MultipartId) {
+    if let Ok(mut u) = upload.lock() {
+        *u = Some(id.clone());
+    }
+}
+
+/// Writes one recording: the local copy at once, the store part by part or at hangup.
 pub struct RecordingWriter {
-    store: Arc<dyn ObjectStore>,
+    store: RecordingStore,
     key: String,
     call_id: String,
     spool_dir: PathBuf,
     local_path: PathBuf,
     local: tokio::fs::File,
     part_size: usize,
-    /// Bytes of the local file already sent as parts; parts are read back from the file, so
-    /// a call holds no audio in memory beyond the part being uploaded.
-    uploaded: u64,
-    upload: Option<Box<dyn MultipartUpload>>,
     data_bytes: u64,
-    storage_error: Option<String>,
+    /// Local-copy length the part uploader may read; dropped at hangup.
+    written: Option<watch::Sender<u64>>,
+    streamer: Option<JoinHandle<Streamed>>,
+    /// The multipart upload, once the part uploader or hangup has started one.
+    upload: Arc<Mutex<Option<MultipartId>>>,
 }
 
 impl RecordingWriter {
+    /// Starts the local copy (and, on a streaming store, the part uploader). `part_size` is
+    /// the multipart part size; S3 wants at least 5 MiB.
     pub async fn create(
-        store: Arc<dyn ObjectStore>,
+        store: impl Into<RecordingStore>,
         key: &str,
         call_id: &str,
         spool_dir: &FsPath,
         part_size: usize,
     ) -> Result<Self, DialerError> {
+        let store = store.into();
         let spool_err = |path: &FsPath, source| DialerError::Spool {
             path: path.to_path_buf(),
             source,
@@ -151,12 +237,29 @@ impl RecordingWriter {
         let mut local = tokio::fs::File::create(&local_path)
             .await
             .map_err(|e| spool_err(&local_path, e))?;
+        // Placeholder sizes until hangup patches in the real ones.
         let header = wav::header(2, SAMPLE_RATE, None);
         local
             .write_all(&header)
             .await
             .map_err(|e| spool_err(&local_path, e))?;
         let part_size = part_size.max(wav::HEADER_LEN + 4);
+        let upload = Arc::new(Mutex::new(None));
+        let (written, streamer) = match &store.parts {
+            Some(parts) => {
+                let (tx, rx) = watch::channel(wav::HEADER_LEN as u64);
+                let task = tokio::spawn(stream_parts(
+                    parts.clone(),
+                    parts.path(key),
+                    local_path.clone(),
+                    part_size as u64,
+                    upload.clone(),
+                    rx,
+                ));
+                (Some(tx), Some(task))
+            }
+            None => (None, None),
+        };
         Ok(Self {
             store,
             key: key.to_string(),
@@ -165,87 +268,45 @@ impl RecordingWriter {
             local_path,
             local,
             part_size,
-            uploaded: 0,
-            upload: None,
             data_bytes: 0,
-            storage_error: None,
+            written,
+            streamer,
+            upload,
         })
     }
 
-    fn fail_storage(&mut self, what: &str, e: object_store::Error) {
-        tracing::warn!(key = %self.key, error = %e, "{what} failed; recording will be spooled");
-        self.storage_error
-            .get_or_insert_with(|| format!("{what}: {e}"));
+    fn file_len(&self) -> u64 {
+        self.data_bytes + wav::HEADER_LEN as u64
     }
 
-    /// Appends interleaved PCM.
+    /// Appends interleaved PCM to the local copy; never waits for the store.
     pub async fn write(&mut self, pcm: &[u8]) -> Result<(), DialerError> {
         if pcm.is_empty() {
             return Ok(());
         }
-        self.local
-            .write_all(pcm)
-            .await
-            .map_err(|source| DialerError::Spool {
-                path: self.local_path.clone(),
-                source,
-            })?;
-        self.data_bytes += pcm.len() as u64;
-        if self.storage_error.is_some() {
-            return Ok(());
-        }
-        let file_len = self.data_bytes + wav::HEADER_LEN as u64;
-        while file_len - self.uploaded >= self.part_size as u64 && self.storage_error.is_none() {
-            let part = self.read_back(self.uploaded, self.part_size).await?;
-            self.uploaded += part.len() as u64;
-            self.put_part(part).await;
-        }
-        Ok(())
-    }
-
-    /// Reads `len` bytes at `offset` of the local copy (after flushing our writes).
-    async fn read_back(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, DialerError> {
         let spool_err = |path: &FsPath, source| DialerError::Spool {
             path: path.to_path_buf(),
             source,
         };
         self.local
-            .flush()
+            .write_all(pcm)
             .await
             .map_err(|e| spool_err(&self.local_path, e))?;
-        let mut file = tokio::fs::File::open(&self.local_path)
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        file.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        let mut buf = vec![0u8; len];
-        file.read_exact(&mut buf)
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        Ok(buf)
-    }
-
-    async fn put_part(&mut self, part: Vec<u8>) {
-        if self.upload.is_none() {
-            match self
-                .store
-                .put_multipart(&Path::from(self.key.as_str()))
-                .await
-            {
-                Ok(u) => self.upload = Some(u),
-                Err(e) => return self.fail_storage("starting multipart upload", e),
+        let before = self.file_len() / self.part_size as u64;
+        self.data_bytes += pcm.len() as u64;
+        let len = self.file_len();
+        // Tell the uploader only when a part boundary is crossed, after the bytes reached
+        // the file (tokio's File completes writes in the background).
+        if len / self.part_size as u64 > before {
+            if let Some(tx) = &self.written {
+                self.local
+                    .flush()
+                    .await
+                    .map_err(|e| spool_err(&self.local_path, e))?;
+                tx.send_replace(len);
             }
         }
-        let Some(upload) = self.upload.as_mut() else {
-            return;
-        };
-        if let Err(e) = upload.put_part(PutPayload::from(part)).await {
-            if let Some(mut u) = self.upload.take() {
-                let _ = u.abort().await;
-            }
-            self.fail_storage("uploading a part", e);
-        }
+        Ok(())
     }
 
     /// Completes the upload (or spools) and returns where the recording is.
@@ -254,78 +315,148 @@ impl RecordingWriter {
             path: path.to_path_buf(),
             source,
         };
-        // The local copy always gets exact sizes.
+        // The local copy gets its exact sizes first: every upload below reads from it.
         let header = wav::header(2, SAMPLE_RATE, Some(self.data_bytes));
-        self.local
-            .seek(SeekFrom::Start(0))
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        self.local
-            .write_all(&header)
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        self.local
-            .sync_all()
-            .await
-            .map_err(|e| spool_err(&self.local_path, e))?;
-        let total = self.data_bytes + wav::HEADER_LEN as u64;
-        if self.storage_error.is_none() {
-            let rest = (total - self.uploaded) as usize;
-            let pending = self.read_back(self.uploaded, rest).await?;
-            let result = match self.upload.take() {
-                None => {
-                    // The whole file, with the exact header patched in above.
-                    self.store
-                        .put(&Path::from(self.key.as_str()), PutPayload::from(pending))
-                        .await
-                        .map(|_| ())
-                }
-                Some(mut upload) => {
-                    let mut r = Ok(());
-                    if !pending.is_empty() {
-                        r = upload.put_part(PutPayload::from(pending)).await;
-                    }
-                    if r.is_ok() {
-                        r = upload.complete().await.map(|_| ());
-                    }
-                    if r.is_err() {
-                        let _ = upload.abort().await;
-                    }
-                    r
-                }
-            };
-            match result {
-                Ok(()) => {
-                    drop(self.local);
-                    tokio::fs::remove_file(&self.local_path)
-                        .await
-                        .map_err(|e| spool_err(&self.local_path, e))?;
-                    return Ok(RecordingInfo {
-                        key: self.key,
-                        bytes: total,
-                        spooled: false,
-                    });
-                }
-                Err(e) => self.fail_storage("completing the upload", e),
-            }
+        let patch = async {
+            self.local.flush().await?;
+            self.local.seek(SeekFrom::Start(0)).await?;
+            self.local.write_all(&header).await?;
+            self.local.flush().await?;
+            self.local.sync_all().await
+        };
+        patch.await.map_err(|e| spool_err(&self.local_path, e))?;
+        let total = self.file_len();
+        if let Some(tx) = self.written.take() {
+            tx.send_replace(total);
         }
+        let streamer = self.streamer.take();
+        let abort_streamer = streamer.as_ref().map(JoinHandle::abort_handle);
+        let result = tokio::time::timeout(FINISH_TIMEOUT, self.upload_rest(streamer, total)).await;
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => {
+                if let Some(h) = abort_streamer {
+                    h.abort();
+                }
+                Some(format!(
+                    "storage did not answer within {} s of hangup",
+                    FINISH_TIMEOUT.as_secs()
+                ))
+            }
+        };
+        let Some(failure) = failure else {
+            drop(self.local);
+            tokio::fs::remove_file(&self.local_path)
+                .await
+                .map_err(|e| spool_err(&self.local_path, e))?;
+            return Ok(RecordingInfo {
+                key: self.key,
+                bytes: total,
+                spooled: false,
+            });
+        };
+        tracing::warn!(key = %self.key, error = %failure, "recording upload failed; spooling it");
         let entry = SpoolEntry {
             call_id: self.call_id.clone(),
             key: self.key.clone(),
             bytes: total,
+            // Aborted by the drain: now the store is most likely down.
+            abandoned_upload: current_upload(&self.upload),
         };
-        let sidecar = self.spool_dir.join(format!("{}.json", self.call_id));
-        let json = serde_json::to_vec_pretty(&entry)
-            .map_err(|e| spool_err(&sidecar, std::io::Error::other(e)))?;
-        tokio::fs::write(&sidecar, json)
-            .await
-            .map_err(|e| spool_err(&sidecar, e))?;
+        write_sidecar(&self.spool_dir, &entry).await?;
         tracing::warn!(key = %self.key, path = %self.local_path.display(), "recording spooled for later upload");
         Ok(RecordingInfo {
             key: self.key,
             bytes: total,
             spooled: true,
         })
+    }
+
+    /// Everything the store still needs at hangup; `Err` describes the failed step.
+    async fn upload_rest(
+        &self,
+        streamer: Option<JoinHandle<Streamed>>,
+        total: u64,
+    ) -> Result<(), String> {
+        let Some(parts) = &self.store.parts else {
+            return upload_file(
+                self.store.objects.as_ref(),
+                &self.local_path,
+                &Path::from(self.key.as_str()),
+                total,
+            )
+            .await
+            .map_err(|e| format!("uploading the recording: {e}"));
+        };
+        let streamed = match streamer {
+            Some(task) => task
+                .await
+                .map_err(|e| format!("the part uploader failed: {e}"))?,
+            None => Streamed::default(),
+        };
+        if let Some(e) = streamed.error {
+            return Err(e);
+        }
+        let location = parts.path(&self.key);
+        let part = self.part_size as u64;
+        let upload = current_upload(&self.upload);
+        if upload.is_none() && total <= part {
+            let step = async {
+                let buf = read_range(&self.local_path, 0, total as usize).await?;
+                put_whole(&self.store, &self.key, buf).await
+            };
+            return step
+                .await
+                .map_err(|e| format!("uploading the recording: {e}"));
+        }
+        let id = match upload {
+            Some(id) => id,
+            None => {
+                let id = parts
+                    .api
+                    .create_multipart(&location)
+                    .await
+                    .map_err(|e| format!("starting the multipart upload: {e}"))?;
+                set_upload(&self.upload, &id);
+                id
+            }
+        };
+        let mut body = streamed.parts;
+        let tail_start = (body.len() as u64 + 1) * part;
+        if tail_start < total {
+            let idx = body.len() + 1;
+            let step = async {
+                let buf =
+                    read_range(&self.local_path, tail_start, (total - tail_start) as usize).await?;
+                Ok::<_, StepError>(
+                    parts
+                        .api
+                        .put_part(&location, &id, idx, buf.payload())
+                        .await?,
+                )
+            };
+            body.push(
+                step.await
+                    .map_err(|e| format!("uploading the last part: {e}"))?,
+            );
+        }
+        let step = async {
+            let buf = read_range(&self.local_path, 0, total.min(part) as usize).await?;
+            Ok::<_, StepError>(parts.api.put_part(&location, &id, 0, buf.payload()).await?)
+        };
+        let head = step
+            .await
+            .map_err(|e| format!("uploading the header part: {e}"))?;
+        let mut all = Vec::with_capacity(body.len() + 1);
+        all.push(head);
+        all.extend(body);
+        parts
+            .api
+            .complete_multipart(&location, &id, all)
+            .await
+            .map_err(|e| format!("completing the multipart upload: {e}"))?;
+        Ok(())
     }
 }
 
@@ -389,260 +520,5 @@ impl Recorder {
     }
 }
 
-/// Uploads recordings left in `spool_dir` by failed uploads; each is removed only after its
-/// upload succeeded. Returns the keys uploaded; stops at the first storage error (storage is
-/// probably still down) and leaves the rest for the next run.
-pub async fn drain_spool(
-    store: Arc<dyn ObjectStore>,
-    spool_dir: &FsPath,
-) -> Result<Vec<String>, DialerError> {
-    let spool_err = |path: &FsPath, source| DialerError::Spool {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut uploaded = Vec::new();
-    let mut dir = match tokio::fs::read_dir(spool_dir).await {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(uploaded),
-        Err(e) => return Err(spool_err(spool_dir, e)),
-    };
-    while let Some(entry) = dir
-        .next_entry()
-        .await
-        .map_err(|e| spool_err(spool_dir, e))?
-    {
-        let sidecar = entry.path();
-        if sidecar.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let raw = tokio::fs::read(&sidecar)
-            .await
-            .map_err(|e| spool_err(&sidecar, e))?;
-        let Ok(spooled) = serde_json::from_slice::<SpoolEntry>(&raw) else {
-            tracing::warn!(path = %sidecar.display(), "unreadable spool sidecar; left in place");
-            continue;
-        };
-        let wav_path = sidecar.with_extension("wav");
-        let data = tokio::fs::read(&wav_path)
-            .await
-            .map_err(|e| spool_err(&wav_path, e))?;
-        let location = Path::from(spooled.key.as_str());
-        upload_whole(store.as_ref(), &location, Bytes::from(data))
-            .await
-            .map_err(|source| DialerError::Upload {
-                key: spooled.key.clone(),
-                source,
-            })?;
-        tokio::fs::remove_file(&wav_path)
-            .await
-            .map_err(|e| spool_err(&wav_path, e))?;
-        tokio::fs::remove_file(&sidecar)
-            .await
-            .map_err(|e| spool_err(&sidecar, e))?;
-        tracing::info!(key = %spooled.key, "spooled recording uploaded");
-        uploaded.push(spooled.key);
-    }
-    Ok(uploaded)
-}
-
-/// One put for modest files, multipart (5 MiB parts) for large ones.
-async fn upload_whole(
-    store: &dyn ObjectStore,
-    location: &Path,
-    data: Bytes,
-) -> object_store::Result<()> {
-    const PART: usize = 5 * 1024 * 1024;
-    if data.len() <= 8 * PART {
-        return store
-            .put(location, PutPayload::from(data))
-            .await
-            .map(|_| ());
-    }
-    let mut upload = store.put_multipart(location).await?;
-    for chunk in data.chunks(PART) {
-        if let Err(e) = upload
-            .put_part(PutPayload::from(data.slice_ref(chunk)))
-            .await
-        {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-    }
-    upload.complete().await.map(|_| ())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use object_store::memory::InMemory;
-
-    #[test]
-    fn mixer_aligns_channels_and_fills_gaps() {
-        let mut m = StereoMixer::default();
-        m.write(0, 0, &[1, 2, 3, 4]);
-        m.write(1, 2, &[9, 9]); // customer starts later
-        let pcm = m.drain_until(3);
-        let frames: Vec<i16> = pcm
-            .chunks(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        assert_eq!(frames, vec![1, 0, 2, 0, 3, 9]);
-        m.write(1, 1, &[5, 6, 7]); // partly late: only the sample at 3 is kept
-        assert_eq!(m.late_samples, 2);
-        assert_eq!(m.end(), 4);
-        let frames: Vec<i16> = m
-            .drain_until(5)
-            .chunks(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        assert_eq!(frames, vec![4, 7, 0, 0]);
-    }
-
-    async fn write_call(
-        store: Arc<dyn ObjectStore>,
-        dir: &FsPath,
-        bytes: usize,
-        part: usize,
-    ) -> RecordingInfo {
-        let mut w = RecordingWriter::create(store, "rec/c1.wav", "c1", dir, part)
-            .await
-            .unwrap();
-        let pcm: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
-        for chunk in pcm.chunks(1000) {
-            w.write(chunk).await.unwrap();
-        }
-        w.finish().await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn short_call_is_one_exact_put() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let info = write_call(store.clone(), dir.path(), 8000, 1 << 20).await;
-        assert_eq!(info.bytes, 8044);
-        assert!(!info.spooled);
-        let obj = store
-            .get(&Path::from("rec/c1.wav"))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let pcm = wav::parse(&obj).unwrap();
-        assert_eq!(
-            (pcm.channels, pcm.sample_rate, pcm.samples.len()),
-            (2, 8000, 4000)
-        );
-        assert_eq!(
-            u32::from_le_bytes([obj[40], obj[41], obj[42], obj[43]]),
-            8000
-        );
-        // Nothing left behind locally.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-
-    #[tokio::test]
-    async fn long_call_streams_parts_with_streaming_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let info = write_call(store.clone(), dir.path(), 50_000, 10_000).await;
-        assert_eq!(info.bytes, 50_044);
-        let obj = store
-            .get(&Path::from("rec/c1.wav"))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        assert_eq!(obj.len(), 50_044);
-        assert_eq!(&obj[40..44], &[0xFF; 4]);
-        assert_eq!(obj[44 + 300], (300 % 251) as u8);
-    }
-
-    /// A store that refuses every write, like an S3 server that is down.
-    #[derive(Debug)]
-    struct Down;
-    impl std::fmt::Display for Down {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "Down")
-        }
-    }
-    #[async_trait::async_trait]
-    impl ObjectStore for Down {
-        async fn put_opts(
-            &self,
-            _: &Path,
-            _: PutPayload,
-            _: object_store::PutOptions,
-        ) -> object_store::Result<object_store::PutResult> {
-            Err(refused())
-        }
-        async fn put_multipart_opts(
-            &self,
-            _: &Path,
-            _: object_store::PutMultipartOptions,
-        ) -> object_store::Result<Box<dyn MultipartUpload>> {
-            Err(refused())
-        }
-        async fn get_opts(
-            &self,
-            _: &Path,
-            _: object_store::GetOptions,
-        ) -> object_store::Result<object_store::GetResult> {
-            Err(refused())
-        }
-        async fn delete(&self, _: &Path) -> object_store::Result<()> {
-            Err(refused())
-        }
-        fn list(
-            &self,
-            _: Option<&Path>,
-        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
-        {
-            Box::pin(futures::stream::once(async { Err(refused()) }))
-        }
-        async fn list_with_delimiter(
-            &self,
-            _: Option<&Path>,
-        ) -> object_store::Result<object_store::ListResult> {
-            Err(refused())
-        }
-        async fn copy(&self, _: &Path, _: &Path) -> object_store::Result<()> {
-            Err(refused())
-        }
-        async fn copy_if_not_exists(&self, _: &Path, _: &Path) -> object_store::Result<()> {
-            Err(refused())
-        }
-    }
-    fn refused() -> object_store::Error {
-        object_store::Error::Generic {
-            store: "Down",
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-        }
-    }
-
-    #[tokio::test]
-    async fn storage_down_spools_then_drain_uploads() {
-        let dir = tempfile::tempdir().unwrap();
-        for (bytes, part) in [(8000, 1 << 20), (50_000, 10_000)] {
-            let info = write_call(Arc::new(Down), dir.path(), bytes, part).await;
-            assert!(info.spooled);
-            // Still down: draining fails and keeps the files.
-            assert!(drain_spool(Arc::new(Down), dir.path()).await.is_err());
-            assert!(dir.path().join("c1.wav").exists());
-            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-            let keys = drain_spool(store.clone(), dir.path()).await.unwrap();
-            assert_eq!(keys, vec!["rec/c1.wav".to_string()]);
-            let obj = store
-                .get(&Path::from("rec/c1.wav"))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            let pcm = wav::parse(&obj).unwrap();
-            assert_eq!(pcm.samples.len(), bytes / 2);
-            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        }
-    }
-}
+mod tests;

@@ -6,11 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use object_store::ObjectStore;
-
 use crate::call::{dial, CallReport, DialRequest, Outcome};
 use crate::config::{DialerConfig, TrunkConfig};
 use crate::error::DialerError;
+use crate::recording::RecordingStore;
 
 /// Attempts remembered per trunk for its score.
 const WINDOW: usize = 200;
@@ -134,9 +133,10 @@ pub async fn dial_routed(
     cfg: &DialerConfig,
     router: &TrunkRouter,
     mut req: DialRequest,
-    store: Arc<dyn ObjectStore>,
+    store: impl Into<RecordingStore>,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
+    let store = store.into();
     let mut tried: Vec<String> = Vec::new();
     let mut last: Option<CallReport> = None;
     while let Some(lease) = router.pick(&tried) {

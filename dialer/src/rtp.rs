@@ -22,14 +22,33 @@ pub enum RtpError {
     Padding { padding: usize },
 }
 
+/// Appends the fixed 12-byte header (version 2, no padding, extension or CSRC) to `out`.
+pub fn write_header(
+    out: &mut impl BufMut,
+    payload_type: u8,
+    marker: bool,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+) {
+    out.put_u8(0x80);
+    out.put_u8((u8::from(marker) << 7) | (payload_type & 0x7F));
+    out.put_u16(sequence);
+    out.put_u32(timestamp);
+    out.put_u32(ssrc);
+}
+
 impl RtpPacket {
     pub fn to_bytes(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(12 + self.payload.len());
-        b.put_u8(0x80);
-        b.put_u8((u8::from(self.marker) << 7) | (self.payload_type & 0x7F));
-        b.put_u16(self.sequence);
-        b.put_u32(self.timestamp);
-        b.put_u32(self.ssrc);
+        write_header(
+            &mut b,
+            self.payload_type,
+            self.marker,
+            self.sequence,
+            self.timestamp,
+            self.ssrc,
+        );
         b.put_slice(&self.payload);
         b.freeze()
     }

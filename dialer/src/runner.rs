@@ -10,7 +10,6 @@ use callqa_ingest::db::{now_rfc3339, status, CallRow, Db};
 use callqa_ingest::queue::{Job, JobQueue, Stage};
 use callqa_ingest::storage::recording_key;
 use chrono::{DateTime, Utc};
-use object_store::ObjectStore;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -23,6 +22,7 @@ use crate::consent::Consents;
 use crate::error::DialerError;
 use crate::number;
 use crate::pacing::{AbandonWindow, AgentPool, Pacer};
+use crate::recording::RecordingStore;
 use crate::routing::{dial_routed, TrunkRouter};
 
 /// How the runner polls and when it gives up waiting.
@@ -60,7 +60,7 @@ pub struct Runner {
     pub blacklist: callqa_qa::Blacklist,
     pub db: Db,
     pub queue: Arc<dyn JobQueue>,
-    pub objects: Arc<dyn ObjectStore>,
+    pub objects: RecordingStore,
     pub options: RunOptions,
 }
 

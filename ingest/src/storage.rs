@@ -7,6 +7,7 @@ use bytes::Bytes;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use std::path::Path;
@@ -20,6 +21,8 @@ const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// S3's part-addressable multipart API and the key prefix `store` adds by itself.
+    parts: Option<(Arc<dyn MultipartStore>, String)>,
     describe: String,
 }
 
@@ -51,6 +54,7 @@ impl Storage {
         })?;
         Ok(Storage {
             store: Arc::new(fs),
+            parts: None,
             describe: format!("file://{}", dir.display()),
         })
     }
@@ -85,6 +89,7 @@ impl Storage {
         let s3 = b
             .build()
             .map_err(|e| IngestError::StorageConfig(format!("S3 store {url}: {e}")))?;
+        let parts: Arc<dyn MultipartStore> = Arc::new(s3.clone());
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3)
         } else {
@@ -92,6 +97,7 @@ impl Storage {
         };
         Ok(Storage {
             store,
+            parts: Some((parts, prefix.to_string())),
             describe: url.to_string(),
         })
     }
@@ -99,6 +105,15 @@ impl Storage {
     /// The underlying store, for components that stream into it (the dialer's recorder).
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()
+    }
+
+    /// For S3: the multipart API that takes explicit part numbers (parts may be uploaded in any
+    /// order, which lets the dialer upload a WAV's header part last), and the key prefix to put
+    /// in front of keys (`object_store()` adds it by itself). `None` for the local filesystem.
+    pub fn multipart_store(&self) -> Option<(Arc<dyn MultipartStore>, &str)> {
+        self.parts
+            .as_ref()
+            .map(|(p, prefix)| (p.clone(), prefix.as_str()))
     }
 
     /// Uploads a local file; large files go up in parts. Returns the size stored.

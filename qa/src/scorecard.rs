@@ -263,6 +263,16 @@ impl Scorecard {
         }
     }
 
+    /// The text of an embedded scorecard (`default` or `marketing`), e.g. as a starting
+    /// point for a campaign's own file.
+    pub fn builtin_toml(name: &str) -> Option<&'static str> {
+        match name {
+            "default" => Some(DEFAULT_TOML),
+            "marketing" => Some(MARKETING_TOML),
+            _ => None,
+        }
+    }
+
     /// The scorecard used when a campaign has none of its own.
     pub fn default_card() -> Scorecard {
         // The embedded file is validated by a unit test, so this cannot fail at run time

@@ -1,5 +1,6 @@
 //! `callqa bench ...`: measured figures for the issues' targets (transcription real-time
-//! factor with and without voice gating, search latency against PostgreSQL LIKE, QA throughput).
+//! factor with and without voice gating, search latency against PostgreSQL LIKE, QA throughput,
+//! the dialer's call-setup rate next to SIPp's and its concurrent recorded calls).
 
 use crate::config::Config;
 use anyhow::{Context, Result};
@@ -43,6 +44,59 @@ pub enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         calls: usize,
     },
+    /// Call-setup rate (zero failures) of SIPp UAC vs SIPp UAS, then of the dialer vs the
+    /// same UAS, in one run on 127.0.0.1.
+    Dial {
+        /// Calls per side.
+        #[arg(long, default_value_t = 50_000)]
+        calls: u64,
+        /// Calls in progress at most, on both sides.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        #[arg(long, default_value = "sipp")]
+        sipp: PathBuf,
+        /// Scratch directory (default: bench/ under the data directory, removed afterwards).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// N simultaneous recorded calls against SIPp UASes streaming RTP: loss in the
+    /// recordings and CPU, one round per N.
+    Calls {
+        /// The callee's RTP: a pcap SIPp plays per call, or SIPp's echo of the dialer's prompt
+        /// (pcap play costs SIPp a raw socket per call, which slows every UDP packet on the host).
+        #[arg(long, default_value = "pcap", value_parser = ["pcap", "echo"])]
+        media: String,
+        /// Comma-separated call counts, e.g. 250,500,1000.
+        #[arg(long, value_delimiter = ',', default_value = "1000")]
+        concurrent: Vec<usize>,
+        /// Seconds of RTP per call (calls last about 2 s longer).
+        #[arg(long, default_value_t = 10)]
+        hold_s: u32,
+        /// SIPp UAS processes to spread the calls over.
+        #[arg(long, default_value_t = 1)]
+        uas_instances: usize,
+        /// Calls started per second while ramping up.
+        #[arg(long, default_value_t = 200)]
+        ramp_cps: u32,
+        #[arg(long, default_value = "sipp")]
+        sipp: PathBuf,
+        /// Scratch directory (default: bench/ under the data directory, removed afterwards).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+}
+
+/// A scratch directory for a dialer benchmark; the bool says whether to remove it after.
+fn bench_dir(data_dir: &Path, given: Option<PathBuf>, name: &str) -> Result<(PathBuf, bool)> {
+    let (dir, owned) = match given {
+        Some(d) => (d, false),
+        None => (
+            data_dir.join(format!("bench/{name}-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok((dir, owned))
 }
 
 pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
@@ -62,6 +116,82 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
                 .await
                 .context("search benchmark failed")?;
             crate::commands::print_json(&report)?;
+            Ok(0)
+        }
+        Cmd::Dial {
+            calls,
+            concurrency,
+            sipp,
+            work_dir,
+        } => {
+            let (work_dir, owned) = bench_dir(data_dir, work_dir, "dial")?;
+            let opts = callqa_dialer::bench::DialBenchOptions {
+                sipp,
+                work_dir: work_dir.clone(),
+                calls,
+                concurrency,
+            };
+            let report = callqa_dialer::bench::dial_vs_sipp(&opts).await;
+            if owned {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            let report = report.context("dial benchmark failed")?;
+            eprintln!(
+                "setup rate: dialer {:.0} calls/s, SIPp UAC {:.0} calls/s ({:.0}%), zero failures: {}",
+                report.dialer.calls_per_sec,
+                report.sipp_uac.calls_per_sec,
+                report.ratio * 100.0,
+                report.zero_failures
+            );
+            crate::commands::print_json(&report)?;
+            Ok(if report.zero_failures { 0 } else { 1 })
+        }
+        Cmd::Calls {
+            media,
+            concurrent,
+            hold_s,
+            uas_instances,
+            ramp_cps,
+            sipp,
+            work_dir,
+        } => {
+            let (work_dir, owned) = bench_dir(data_dir, work_dir, "calls")?;
+            let mut rounds = Vec::new();
+            for n in concurrent {
+                let opts = callqa_dialer::bench::CallsOptions {
+                    media: if media == "echo" {
+                        callqa_dialer::bench::MediaSource::Echo
+                    } else {
+                        callqa_dialer::bench::MediaSource::Pcap
+                    },
+                    sipp: sipp.clone(),
+                    work_dir: work_dir.clone(),
+                    concurrent: n,
+                    hold_s,
+                    uas_instances,
+                    ramp_cps,
+                };
+                let r = callqa_dialer::bench::concurrent_calls(&opts)
+                    .await
+                    .with_context(|| format!("concurrent-calls round of {n} failed"))?;
+                eprintln!(
+                    "{n} calls: peak {} concurrent, loss {:.3}% ({} of {} packets written), dialer {:.2} cores, SIPp {:.2} cores",
+                    r.peak_concurrent, r.loss_percent, r.written_packets, r.expected_packets,
+                    r.dialer_cores, r.sipp_cores
+                );
+                rounds.push(r);
+            }
+            if owned {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            let largest_ok = rounds
+                .iter()
+                .filter(|r| r.ok)
+                .map(|r| r.peak_concurrent)
+                .max();
+            crate::commands::print_json(
+                &json!({"rounds": rounds, "largest_ok_concurrent": largest_ok}),
+            )?;
             Ok(0)
         }
         Cmd::Qa { calls } => {

@@ -34,7 +34,10 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
                 eprintln!("error: no call {call_id} (see `callqa calls list`)");
                 return Ok(1);
             };
-            let v = call_json(&app, &row).await?;
+            // One builder for this and `GET /api/calls/{id}`.
+            let v = callqa_web::call_json(&app.storage, app.db.pool(), &row)
+                .await
+                .with_context(|| format!("cannot read call {call_id}"))?;
             if json {
                 crate::commands::print_json(&v)?;
             } else {
@@ -73,35 +76,6 @@ pub fn summary_json(r: &CallRow) -> Value {
         "customer": r.customer, "started_at": r.started_at, "duration_ms": r.duration_ms,
         "language": r.language, "error": r.error, "file": r.source_name,
     })
-}
-
-/// The contract shape of `calls show --json` (also served by the web API).
-pub async fn call_json(app: &App, r: &CallRow) -> Result<Value> {
-    let segments = match &r.transcript_key {
-        Some(_) => {
-            let t = crate::pipeline::load_transcript(app, r).await?;
-            serde_json::to_value(&t.segments)?
-        }
-        None => json!([]),
-    };
-    let qa = callqa_qa::load_result(app.db.pool(), &r.call_id)
-        .await
-        .context("cannot read the QA result")?;
-    Ok(json!({
-        "call_id": r.call_id,
-        "status": r.status,
-        "campaign": r.campaign,
-        "agent": r.agent,
-        "customer": r.customer,
-        "started_at": r.started_at,
-        "duration_ms": r.duration_ms,
-        "language": r.language,
-        "recording": {"key": r.recording_key, "bytes": r.recording_bytes},
-        "segments": segments,
-        "qa": qa,
-        "error": r.error,
-        "file": r.source_name,
-    }))
 }
 
 fn print_human(v: &Value) {

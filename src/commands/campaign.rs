@@ -93,7 +93,7 @@ pub async fn run(cfg: Config, data_dir: &Path, c: Cmd) -> Result<i32> {
                 blacklist: callqa_qa::Blacklist::new(app.db.pool().clone()),
                 db: app.db.clone(),
                 queue: app.queue.clone(),
-                objects: app.storage.object_store(),
+                objects: callqa_dialer::RecordingStore::from_storage(&app.storage),
                 options: RunOptions {
                     poll: Duration::from_millis(500),
                     exit_when_idle: until_idle,

@@ -80,7 +80,7 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
         &Prefetched { blacklisted },
         None,
         0,
-        app.storage.object_store(),
+        callqa_dialer::RecordingStore::from_storage(&app.storage),
         &spool,
     )
     .await
@@ -143,9 +143,12 @@ pub async fn drain_spool(app: &App) -> Result<usize> {
     if !spool.is_dir() {
         return Ok(0);
     }
-    let uploaded = callqa_dialer::drain_spool(app.storage.object_store(), &spool)
-        .await
-        .context("draining the recording spool")?;
+    let uploaded = callqa_dialer::drain_spool(
+        callqa_dialer::RecordingStore::from_storage(&app.storage),
+        &spool,
+    )
+    .await
+    .context("draining the recording spool")?;
     for key in &uploaded {
         let Some(call_id) = Path::new(key).file_stem().and_then(|s| s.to_str()) else {
             continue;

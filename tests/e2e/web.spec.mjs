@@ -1,6 +1,7 @@
 // End-to-end test of callqa's web UI in headless Chromium, one user flow:
 // log in, search 退款 over real transcribed calls, open a call, play the audio and seek
-// by clicking a transcript segment, open the QA report chart, blacklist a number and
+// by clicking a transcript segment, open the QA report chart, blacklist a number, import
+// consent records, edit a campaign's scorecard (a refused check, then a saved version) and
 // switch the page language. A screenshot is saved after every step (and on failure).
 //
 // Driven by tests/tests/web_browser.rs, which ingests the sample calls and starts
@@ -33,6 +34,9 @@ const REFUND_CALL = CALL_IDS['zh_refund_complaint.wav'];
 const OPT_OUT_CALL = CALL_IDS['zh_opt_out.wav'];
 const NUMBER = '+8613900139000';
 const REASON = 'e2e: customer asked not to be called';
+const CONSENT_NUMBER = '+8613600136000';
+// The campaign web_browser.rs ingests the sample calls under.
+const CAMPAIGN = 'cards';
 
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -259,6 +263,69 @@ test('callqa web UI in headless Chromium', { timeout: 240_000 }, async (t) => {
       await Promise.all([page.waitForURL(/msg=removed/), row.locator('button[type=submit]').click()]);
       await page.locator('.alert.ok').waitFor();
       assert.equal(await page.locator('table tbody tr', { hasText: NUMBER }).count(), 0, 'the number is gone');
+    });
+
+    await step('consent-import', async () => {
+      await Promise.all([page.waitForURL(/\/consents/), page.click('header.top nav a[href="/consents"]')]);
+      await page.fill('#csvtext', [
+        'number,scope,proof,granted_at',
+        `${CONSENT_NUMBER},marketing,e2e-form,2026-01-05T08:00:00Z`,
+        '+8613700137000,marketing,e2e-form,yesterday',
+      ].join('\n'));
+      await page.click('form.import button[type=submit]');
+      const summary = page.locator('.import-summary');
+      await summary.waitFor();
+      assert.equal((await summary.locator('.imported').innerText()).trim(), '1');
+      assert.equal((await summary.locator('.rejected').innerText()).trim(), '1');
+      const rejected = await page.locator('table.rejected tbody tr').allInnerTexts();
+      assert.equal(rejected.length, 1, `one rejected row: ${rejected}`);
+      assert.match(rejected[0], /^3\s/, `the rejected row is line 3: ${rejected[0]}`);
+      assert.match(rejected[0], /RFC 3339/, `with the reason: ${rejected[0]}`);
+      assert.equal(await page.locator('table.consents tbody tr', { hasText: CONSENT_NUMBER }).count(), 1,
+        'the imported record is listed');
+    });
+
+    await step('scorecard-check', async () => {
+      await Promise.all([page.waitForURL(/\/scorecards$/), page.click('header.top nav a[href="/scorecards"]')]);
+      await Promise.all([
+        page.waitForURL(new RegExp(`/scorecards/${CAMPAIGN}$`)),
+        page.locator(`table.campaign-cards a[href="/scorecards/${CAMPAIGN}"]`).click(),
+      ]);
+      const editor = page.locator('textarea[name=toml]');
+      const text = await editor.inputValue();
+      assert.match(text, /\[\[items\]\]/, 'the editor holds the TOML the campaign is scored with');
+      const broken = text.replace('kind = "required_phrase"', 'kind = "shouting"');
+      await editor.fill(broken);
+      await page.click('button[value=check]');
+      const problem = page.locator('.alert.problem');
+      await problem.waitFor();
+      const expected = broken.split('\n').findIndex((l) => l.includes('id = "greeting"')) + 1;
+      assert.equal(Number(await problem.getAttribute('data-line')), expected, await problem.innerText());
+      assert.match(await problem.innerText(), /shouting/);
+      await page.locator('pre.excerpt .bad').waitFor();
+      // The editor selects the line the parser refused.
+      const selected = await page.evaluate(() => {
+        const t = document.querySelector('textarea[name=toml]');
+        return t.value.slice(t.selectionStart, t.selectionEnd);
+      });
+      assert.match(selected, /id = "greeting"/, `selected: ${JSON.stringify(selected)}`);
+    });
+
+    await step('scorecard-save', async () => {
+      const editor = page.locator('textarea[name=toml]');
+      const fixed = (await editor.inputValue())
+        .replace('kind = "shouting"', 'kind = "required_phrase"')
+        .replace('weight = 10', 'weight = 12');
+      await editor.fill(fixed);
+      await Promise.all([page.waitForURL(/msg=saved/), page.click('button[value=save]')]);
+      await page.locator('.alert.ok').waitFor();
+      // The default card (v1) scored the calls, so the campaign's own card is v2.
+      assert.match(await page.locator('dd.version').innerText(), /^v2\b/);
+      const saved = await page.locator('textarea[name=toml]').inputValue();
+      assert.match(saved, /weight = 12/);
+      assert.match(saved, /^version = 2$/m);
+      const versions = await page.locator('ul.versions li').allInnerTexts();
+      assert.ok(versions.some((v) => /v2 · in use/.test(v)), `v2 is in use: ${versions}`);
     });
 
     await step('language-toggle', async () => {

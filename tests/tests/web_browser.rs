@@ -1,6 +1,7 @@
 //! The web UI end to end in headless Chromium: ingests the three sample calls with real
 //! whisper, starts `callqa serve`, and runs `tests/e2e/web.spec.mjs` (playwright-core) to
-//! log in, search, play and seek a recording, see the report chart and blacklist a number.
+//! log in, search, play and seek a recording, see the report chart, blacklist a number,
+//! import consent records and edit a campaign's scorecard.
 //! Needs `apt-get install -y chromium fonts-wqy-zenhei` and node/npm; screenshots land in
 //! `$CARGO_TARGET_DIR/e2e-artifacts/` (else `tests/e2e/artifacts/`).
 

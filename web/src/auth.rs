@@ -303,6 +303,17 @@ pub async fn end_session(pool: &AnyPool, token: &str) -> Result<(), WebError> {
     Ok(())
 }
 
+/// Deletes every expired session; returns how many. Run periodically by
+/// [`crate::sessions::spawn_sweeper`], so sessions nobody logs out of do not pile up.
+pub async fn sweep_expired_sessions(pool: &AnyPool) -> Result<u64, WebError> {
+    let r = sqlx::query("DELETE FROM web_sessions WHERE expires_ms < $1")
+        .bind(callqa_ingest::db::now_ms())
+        .execute(pool)
+        .await
+        .map_err(WebError::db("sweep expired sessions"))?;
+    Ok(r.rows_affected())
+}
+
 async fn user_by_token(pool: &AnyPool, token: &str) -> Result<Option<User>, WebError> {
     let row = sqlx::query(
         "SELECT u.name AS name, u.role AS role FROM web_tokens t JOIN web_users u ON u.name = t.user_name

@@ -86,6 +86,17 @@ pub enum WebError {
 
     #[error("a background task failed: {0}")]
     Task(String),
+
+    /// A scorecard text the qa crate's parser refused (with the line when known).
+    #[error("the scorecard is invalid: {0}")]
+    InvalidScorecard(crate::scorecard_files::Problem),
+
+    #[error("file {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl WebError {
@@ -101,7 +112,7 @@ impl WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::Forbidden { .. } => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::BadRequest(_) | WebError::InvalidScorecard(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) | WebError::UserExists(_) => StatusCode::CONFLICT,
             WebError::Search(e) if e.is_user_error() => StatusCode::BAD_REQUEST,
             WebError::Campaign(CampaignError::Unknown { .. }) => StatusCode::NOT_FOUND,
@@ -119,11 +130,13 @@ impl IntoResponse for WebError {
         if status.is_server_error() {
             tracing::error!("request failed: {self}");
         }
-        let mut res = (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let WebError::InvalidScorecard(p) = &self {
+            // Where the fault is, so an editor can point at it.
+            body["line"] = serde_json::json!(p.line);
+            body["column"] = serde_json::json!(p.column);
+        }
+        let mut res = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

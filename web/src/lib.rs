@@ -4,13 +4,17 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod dialing;
 pub mod error;
 pub mod mask;
 pub mod metrics;
 pub mod openapi;
+pub mod scorecard_files;
+pub mod sessions;
 pub mod ui;
 pub mod webhook;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::routing::get;
@@ -69,6 +73,10 @@ pub struct WebState {
     pub config: WebConfig,
     /// Appended to `/metrics` when set.
     pub extra_metrics: Option<ExtraMetrics>,
+    /// Runs campaigns started from the UI or API; without it this server cannot dial.
+    pub dialing: Option<Arc<dialing::Dialing>>,
+    /// Where campaign scorecards live (`<campaign>.toml`); without it they cannot be edited here.
+    pub scorecards_dir: Option<PathBuf>,
 }
 
 impl WebState {
@@ -86,7 +94,22 @@ impl WebState {
             queue,
             config,
             extra_metrics: None,
+            dialing: None,
+            scorecards_dir: None,
         }
+    }
+
+    /// Lets admins start campaigns from the UI and API: they dial in this process with
+    /// `dialer` settings, spooling recordings under `spool_dir`.
+    pub fn with_dialing(mut self, dialer: callqa_dialer::DialerConfig, spool_dir: PathBuf) -> Self {
+        self.dialing = Some(Arc::new(dialing::Dialing::new(dialer, spool_dir)));
+        self
+    }
+
+    /// Lets admins edit campaign scorecards, stored in `dir` as the scoring stage reads them.
+    pub fn with_scorecards_dir(mut self, dir: PathBuf) -> Self {
+        self.scorecards_dir = Some(dir);
+        self
     }
 }
 
@@ -119,7 +142,9 @@ async fn metrics_page(
     ))
 }
 
-/// Serves [`router`] on `listen` until `stop` turns true, then finishes in-flight requests.
+/// Serves [`router`] on `listen` until `stop` turns true, then finishes in-flight requests
+/// and pauses the campaigns it was dialing (their calls in flight finish first). Expired
+/// login sessions are swept in the background meanwhile.
 pub async fn serve(
     state: WebState,
     listen: &str,
@@ -133,7 +158,11 @@ pub async fn serve(
         })?;
     let addr = listener.local_addr().map_err(WebError::Serve)?;
     tracing::info!("web UI and API on http://{addr}");
-    axum::serve(listener, router(state))
+    let sweeper =
+        sessions::spawn_sweeper(state.db.pool().clone(), sessions::SWEEP_EVERY, stop.clone());
+    let dialing = state.dialing.clone();
+    let pool = state.db.pool().clone();
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             while !*stop.borrow_and_update() {
                 if stop.changed().await.is_err() {
@@ -143,5 +172,10 @@ pub async fn serve(
             }
         })
         .await
-        .map_err(WebError::Serve)
+        .map_err(WebError::Serve);
+    if let Some(d) = dialing {
+        d.pause_all(&pool).await;
+    }
+    sweeper.abort();
+    served
 }

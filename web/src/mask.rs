@@ -89,7 +89,7 @@ fn digit_run(s: &str) -> (usize, usize) {
 }
 
 /// Object keys whose string values are numbers or free text that may quote a number.
-const MASKED_KEYS: [&str; 7] = [
+const MASKED_KEYS: [&str; 8] = [
     "customer",
     "number",
     "text",
@@ -97,6 +97,8 @@ const MASKED_KEYS: [&str; 7] = [
     "error",
     "reason",
     "source_name",
+    // The uploaded file's name, often the customer's number.
+    "file",
 ];
 
 /// Masks, in place, every value under [`MASKED_KEYS`] anywhere in `v`.

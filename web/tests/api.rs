@@ -21,6 +21,10 @@ use tower::ServiceExt;
 const CALL: &str = "c-0001";
 const NUMBER: &str = "+8613800138000";
 const AUDIO_KEY: &str = "recordings/2026/03/09/c-0001.wav";
+/// The registered caller ID of the test server's dialer.
+const CALLER_ID: &str = "+861012345678";
+/// A scorecard that parses (the route walk saves it as admin).
+const CARD: &str = "id = \"spring\"\nversion = 1\nname = \"Spring\"\n\n[[items]]\nid = \"greeting\"\nkind = \"required_phrase\"\nphrases = [\"您好\"]\n";
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -124,7 +128,13 @@ async fn env() -> Env {
 
     let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(db.clone(), "callqa"));
     let pool = db.pool().clone();
-    let state = WebState::new(db, storage, index, queue, WebConfig::default());
+    let dialer = callqa_dialer::DialerConfig {
+        caller_ids: vec![CALLER_ID.into()],
+        ..Default::default()
+    };
+    let state = WebState::new(db, storage, index, queue, WebConfig::default())
+        .with_dialing(dialer, dir.path().join("spool"))
+        .with_scorecards_dir(dir.path().join("scorecards"));
     let admin = add_user(&pool, "root", Role::Admin).await.unwrap();
     let analyst = add_user(&pool, "ann", Role::Analyst).await.unwrap();
     let viewer = add_user(&pool, "vic", Role::Viewer).await.unwrap();
@@ -249,7 +259,25 @@ fn api_routes() -> Vec<(Method, String, Role, &'static str)> {
             Role::Viewer,
             "",
         ),
+        (
+            Method::POST,
+            "/api/campaigns/spring/start".into(),
+            Role::Admin,
+            "",
+        ),
+        (
+            Method::POST,
+            "/api/campaigns/spring/pause".into(),
+            Role::Admin,
+            "",
+        ),
         (Method::GET, "/api/consents".into(), Role::Viewer, ""),
+        (
+            Method::POST,
+            "/api/consents/import".into(),
+            Role::Admin,
+            "+8613600136000,marketing,form-9,2026-01-05T08:00:00Z\n",
+        ),
         (
             Method::GET,
             "/api/consents?number=%2B8613800138000".into(),
@@ -257,6 +285,18 @@ fn api_routes() -> Vec<(Method, String, Role, &'static str)> {
             "",
         ),
         (Method::GET, "/api/scorecards".into(), Role::Viewer, ""),
+        (
+            Method::GET,
+            "/api/scorecards/spring".into(),
+            Role::Viewer,
+            "",
+        ),
+        (
+            Method::PUT,
+            "/api/scorecards/spring".into(),
+            Role::Admin,
+            CARD,
+        ),
         (Method::GET, "/api/audit".into(), Role::Admin, ""),
         (Method::GET, "/api/users".into(), Role::Admin, ""),
         (
@@ -396,6 +436,12 @@ async fn viewer_never_sees_a_full_number() {
         assert!(show.get(key).is_some(), "calls show lacks {key}");
     }
     assert_eq!(show["segments"].as_array().map(Vec::len), Some(3));
+    // The uploaded file's name is the customer's number here: masked like one.
+    assert_eq!(show["file"], "138****8000.wav");
+    let full = get(&e.app, &format!("/api/calls/{CALL}"), &e.analyst)
+        .await
+        .json();
+    assert_eq!(full["file"], "13800138000.wav");
     assert_eq!(show["recording"]["key"], AUDIO_KEY);
     // Reports grouped by number mask their keys too.
     let r = get(&e.app, "/api/reports/complaints?by=number", &e.viewer).await;
@@ -537,7 +583,8 @@ async fn openapi_paths_all_exist() {
             .unwrap()
             .replace(CALL, "{id}")
             .replace("%2B8613700137000", "{number}")
-            .replace("/api/campaigns/spring", "/api/campaigns/{name}");
+            .replace("/api/campaigns/spring", "/api/campaigns/{name}")
+            .replace("/api/scorecards/spring", "/api/scorecards/{name}");
         assert!(
             documented.contains(&(method.clone(), path.clone())),
             "{method} {path} is not in the OpenAPI document"
@@ -867,9 +914,16 @@ async fn webhook_is_signed_and_retried() {
 #[tokio::test]
 async fn serve_stops_when_asked() {
     let e = env().await;
+    let e = &e;
+    insert_session(e, "stale-at-start", -1_000).await;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(callqa_web::serve(e.state.clone(), "127.0.0.1:0", rx));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The server sweeps expired sessions from the start, not only at logout.
+    wait_for("the server's first session sweep", move || async move {
+        session_count(e, "stale-at-start").await == 0
+    })
+    .await;
     assert!(
         !server.is_finished(),
         "the server keeps running until told to stop"
@@ -1089,5 +1143,521 @@ async fn scorecards_list_versions_with_counts() {
     assert!(
         page.contains(rows[0]["scorecard"].as_str().unwrap()),
         "{page}"
+    );
+}
+
+/// Polls `check` every 20 ms for up to 10 s; panics naming `what` if it never holds.
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A session row for user `vic` expiring `in_ms` from now (negative: already expired).
+async fn insert_session(e: &Env, token_hash: &str, in_ms: i64) {
+    sqlx::query("INSERT INTO web_sessions (token_hash, user_name, expires_ms) VALUES ($1, $2, $3)")
+        .bind(token_hash.to_string())
+        .bind("vic".to_string())
+        .bind(chrono::Utc::now().timestamp_millis() + in_ms)
+        .execute(e.state.db.pool())
+        .await
+        .unwrap();
+}
+
+async fn session_count(e: &Env, token_hash: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM web_sessions WHERE token_hash = $1")
+        .bind(token_hash.to_string())
+        .fetch_one(e.state.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn expired_sessions_are_swept_periodically() {
+    let e = env().await;
+    let e = &e;
+    let pool = e.state.db.pool().clone();
+    let vic = callqa_web::User {
+        name: "vic".into(),
+        role: Role::Viewer,
+    };
+    let live = callqa_web::auth::create_session(&pool, &vic, 1)
+        .await
+        .unwrap();
+    insert_session(e, "old-1", -1_000).await;
+    insert_session(e, "old-2", -3_600_000).await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let sweeper =
+        callqa_web::sessions::spawn_sweeper(pool.clone(), std::time::Duration::from_millis(30), rx);
+    wait_for("the first sweep", move || async move {
+        session_count(e, "old-1").await + session_count(e, "old-2").await == 0
+    })
+    .await;
+    // Not a one-off at start: a session that expires later goes at a later tick.
+    insert_session(e, "old-3", 150).await;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert_eq!(session_count(e, "old-3").await, 1, "not expired yet: kept");
+    wait_for("a later sweep", move || async move {
+        session_count(e, "old-3").await == 0
+    })
+    .await;
+    // The live session survives every sweep and still logs in.
+    let cookie = format!("callqa_session={live}");
+    let page = send(&e.app, Method::GET, "/search", &[("cookie", &cookie)], "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    tx.send(true).unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(2), sweeper).await;
+    assert!(
+        matches!(done, Ok(Ok(()))),
+        "the sweeper stops when asked: {done:?}"
+    );
+}
+
+/// A service campaign whose calling window (Shanghai time) excludes now, so the runner
+/// refuses its contact for the hour and keeps running until paused.
+fn waiting_campaign(name: &str) -> String {
+    use chrono::Timelike;
+    let h = (chrono::Utc::now().hour() + 8) % 24;
+    let (from, to) = if h + 3 <= 23 { (h + 2, h + 3) } else { (1, 2) };
+    format!(
+        "name = \"{name}\"\nkind = \"service\"\nprompt = \"prompt.wav\"\n\
+         calling_hours = \"{from:02}:00-{to:02}:00\"\ncontacts = [{{ number = \"{NUMBER}\" }}]\n"
+    )
+}
+
+async fn load_campaign(e: &Env, toml: &str) -> callqa_dialer::CampaignStore {
+    let store = callqa_dialer::CampaignStore::open(e.state.db.pool().clone())
+        .await
+        .unwrap();
+    let cfg = callqa_dialer::CampaignConfig::from_toml(toml, std::path::Path::new("/tmp")).unwrap();
+    store
+        .load(&cfg, chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap();
+    store
+}
+
+async fn post(app: &Router, uri: &str, token: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    send(app, Method::POST, uri, &[("authorization", &auth)], body).await
+}
+
+async fn post_form(app: &Router, uri: &str, token: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    send(app, Method::POST, uri, &h, body).await
+}
+
+fn running(e: &Env) -> Vec<String> {
+    e.state
+        .dialing
+        .as_ref()
+        .expect("the test server dials")
+        .running()
+}
+
+#[tokio::test]
+async fn campaigns_start_and_pause_from_api_page_and_shutdown() {
+    let e = env().await;
+    let e = &e;
+    let store = load_campaign(e, &waiting_campaign("autumn")).await;
+    let start = "/api/campaigns/autumn/start";
+    for token in [&e.viewer, &e.analyst] {
+        assert_eq!(
+            post(&e.app, start, token, "").await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        post(&e.app, "/api/campaigns/nosuch/start", &e.admin, "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let a = post(&e.app, start, &e.admin, "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["status"]["state"], "running");
+    assert_eq!(running(e), vec!["autumn".to_string()]);
+    let again = post(&e.app, start, &e.admin, "").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+    // The runner really dials from this process: its gate refuses the contact for the hour.
+    wait_for("the runner's first refusal", move || async move {
+        get(&e.app, "/api/campaigns/autumn", &e.admin).await.json()["status"]["refused"]
+            ["outside_hours"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    })
+    .await;
+    assert_eq!(
+        get(&e.app, "/api/campaigns/autumn", &e.viewer).await.json()["status"]["state"],
+        "running"
+    );
+
+    let p = post(&e.app, "/api/campaigns/autumn/pause", &e.admin, "").await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text());
+    assert_eq!(p.json()["status"]["state"], "paused");
+    wait_for("the runner to stop", move || async move {
+        running(e).is_empty()
+    })
+    .await;
+    assert_eq!(
+        store.state("autumn").await.unwrap(),
+        callqa_dialer::CampaignState::Paused,
+        "the runner leaves it paused"
+    );
+    let audit = get(&e.app, "/api/audit?action=campaign_start", &e.admin)
+        .await
+        .json();
+    assert_eq!(audit["entries"][0]["target"], "autumn");
+    assert_eq!(audit["entries"][0]["actor"], "root");
+    let audit = get(&e.app, "/api/audit?action=campaign_pause", &e.admin)
+        .await
+        .json();
+    assert_eq!(audit["entries"][0]["detail"], "was running");
+
+    // The page: admins get the button for the state, viewers none.
+    let page = get(&e.app, "/campaigns/autumn?lang=en", &e.admin)
+        .await
+        .text();
+    assert!(
+        page.contains(r#"action="/campaigns/autumn/start""#),
+        "{page}"
+    );
+    let vpage = get(&e.app, "/campaigns/autumn", &e.viewer).await.text();
+    assert!(!vpage.contains("/campaigns/autumn/start"), "{vpage}");
+    assert_eq!(
+        post_form(&e.app, "/campaigns/autumn/start", &e.viewer, "")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let s = post_form(&e.app, "/campaigns/autumn/start", &e.admin, "").await;
+    assert_eq!(s.status, StatusCode::SEE_OTHER, "{}", s.text());
+    assert_eq!(s.headers[header::LOCATION], "/campaigns/autumn?msg=started");
+    let page = get(&e.app, "/campaigns/autumn?msg=started&lang=en", &e.admin)
+        .await
+        .text();
+    assert!(page.contains(r#"data-state="running""#), "{page}");
+    assert!(
+        page.contains(r#"action="/campaigns/autumn/pause""#),
+        "{page}"
+    );
+    assert!(page.contains("dialing from this server"), "{page}");
+    // Starting what runs shows the reason on the page.
+    let twice = post_form(&e.app, "/campaigns/autumn/start", &e.admin, "").await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert!(twice.text().contains("already running"), "{}", twice.text());
+
+    // Stopping the server pauses what it dials.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(callqa_web::serve(e.state.clone(), "127.0.0.1:0", rx));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tx.send(true).unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+    assert!(running(e).is_empty());
+    assert_eq!(
+        store.state("autumn").await.unwrap(),
+        callqa_dialer::CampaignState::Paused
+    );
+
+    // A finished campaign neither starts nor pauses.
+    store
+        .set_state("autumn", callqa_dialer::CampaignState::Done, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        post(&e.app, start, &e.admin, "").await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(&e.app, "/api/campaigns/autumn/pause", &e.admin, "")
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn consent_csv_import_reports_rejected_lines() {
+    let e = env().await;
+    let csv = "number,scope,proof,granted_at,expires_at\n\
+               +8613800138000,marketing,form-1,2026-01-05T08:00:00Z,\n\
+               +8613900139000,marketing,form-2,2026-01-06T08:00:00Z,2027-01-06T08:00:00Z\n\
+               +8613700137000,marketing,form-3,yesterday,\n\
+               +8613600136000,,form-4,2026-01-05T08:00:00Z,\n";
+    for token in [&e.viewer, &e.analyst] {
+        assert_eq!(
+            post(&e.app, "/api/consents/import", token, csv)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let a = post(&e.app, "/api/consents/import", &e.admin, csv).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let r = a.json();
+    assert_eq!(r["imported"], 2, "{r}");
+    let errors = r["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{r}");
+    assert_eq!(errors[0]["line"], 4);
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("RFC 3339"),
+        "{r}"
+    );
+    assert_eq!(errors[1]["line"], 5);
+    assert!(
+        errors[1]["message"].as_str().unwrap().contains("scope"),
+        "{r}"
+    );
+    let rows = get(&e.app, "/api/consents", &e.analyst).await.json();
+    assert_eq!(rows["consents"].as_array().map(Vec::len), Some(2), "{rows}");
+    assert_eq!(rows["consents"][0]["proof"], "form-2");
+    let audit = get(&e.app, "/api/audit?action=consent_import", &e.admin)
+        .await
+        .json();
+    assert_eq!(audit["entries"][0]["detail"], "imported 2, rejected 2");
+
+    // The page: an import form for admins only, and the summary after an import.
+    let viewer_page = get(&e.app, "/consents", &e.viewer).await.text();
+    assert!(!viewer_page.contains(r#"action="/consents/import""#));
+    let admin_page = get(&e.app, "/consents?lang=en", &e.admin).await.text();
+    assert!(
+        admin_page.contains(r#"action="/consents/import""#),
+        "{admin_page}"
+    );
+    let form = format!(
+        "csv={}",
+        "+8613500135000,marketing,form-5,2026-02-01T00:00:00Z\nbad,marketing,form-6,2026-02-01T00:00:00Z\n"
+            .replace('+', "%2B")
+            .replace('\n', "%0A")
+            .replace(',', "%2C")
+            .replace(':', "%3A")
+    );
+    let ui = post_form(&e.app, "/consents/import?lang=en", &e.admin, &form).await;
+    assert_eq!(ui.status, StatusCode::OK, "{}", ui.text());
+    let html = ui.text();
+    assert!(
+        html.contains(r#"<span class="imported">1</span> records imported"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="rejected">1</span> rows rejected"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="num">2</td>"#),
+        "the rejected line: {html}"
+    );
+    assert_eq!(
+        post_form(&e.app, "/consents/import", &e.analyst, &form)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn put(app: &Router, uri: &str, token: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {token}");
+    send(app, Method::PUT, uri, &[("authorization", &auth)], body).await
+}
+
+/// 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1
+}
+
+#[tokio::test]
+async fn scorecards_are_edited_checked_and_saved_as_new_versions() {
+    let e = env().await;
+    let uri = "/api/scorecards/spring";
+    let dir = e.state.scorecards_dir.clone().unwrap();
+    // No file yet: the built-in default card the campaign is scored with.
+    let v = get(&e.app, uri, &e.viewer).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    let v = v.json();
+    assert_eq!(v["builtin"], true);
+    assert_eq!(v["scorecard"], "default");
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(0));
+    let default_text = v["toml"].as_str().unwrap().to_string();
+    assert!(default_text.contains("[[items]]"));
+    assert_eq!(
+        put(&e.app, uri, &e.analyst, &default_text).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&e.app, "/api/scorecards/a.b", &e.viewer).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Refused texts name the line of the fault.
+    let syntax = default_text.replacen(
+        "name = \"Default outbound call\"",
+        "name = \"Default outbound call",
+        1,
+    );
+    let bad = put(&e.app, uri, &e.admin, &syntax).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    assert_eq!(
+        bad.json()["line"],
+        line_of(&syntax, "name = \"Default outbound call")
+    );
+    assert!(bad.json()["column"].is_u64());
+    let kind = default_text.replacen("kind = \"required_phrase\"", "kind = \"shouting\"", 1);
+    let bad = put(&e.app, uri, &e.admin, &kind).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json()["line"], line_of(&kind, "id = \"greeting\""));
+    assert!(bad.json()["error"].as_str().unwrap().contains("shouting"));
+    assert!(!dir.join("spring.toml").exists(), "nothing saved");
+
+    let check = put(
+        &e.app,
+        &format!("{uri}?check=true"),
+        &e.admin,
+        &default_text,
+    )
+    .await;
+    assert_eq!(check.status, StatusCode::OK);
+    assert_eq!(check.json()["valid"], true);
+    assert!(!dir.join("spring.toml").exists(), "a check saves nothing");
+
+    // Saving the default card's text: version 1 already scored calls, so it becomes 2.
+    let s = put(&e.app, uri, &e.admin, &default_text).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text());
+    assert_eq!(s.json()["version"], 2);
+    assert_eq!(s.json()["previous_version"], 1);
+    assert_eq!(s.json()["bumped"], true);
+    let file = std::fs::read_to_string(dir.join("spring.toml")).unwrap();
+    let card = callqa_qa::Scorecard::from_toml(&file).unwrap();
+    assert_eq!((card.id.as_str(), card.version), ("default", 2));
+    assert_eq!(
+        file.lines().count(),
+        default_text.lines().count(),
+        "comments kept"
+    );
+    assert_eq!(
+        put(&e.app, uri, &e.admin, &file).await.status,
+        StatusCode::CONFLICT,
+        "unchanged"
+    );
+    let edited = file.replacen("weight = 10", "weight = 15", 1);
+    assert_eq!(
+        put(&e.app, uri, &e.admin, &edited).await.json()["version"],
+        3
+    );
+    let chosen =
+        edited
+            .replacen("version = 2", "version = 10", 1)
+            .replacen("weight = 15", "weight = 12", 1);
+    let s = put(&e.app, uri, &e.admin, &chosen).await.json();
+    assert_eq!(
+        (s["version"].as_u64(), s["bumped"].as_bool()),
+        (Some(10), Some(false))
+    );
+
+    let v = get(&e.app, uri, &e.viewer).await.json();
+    assert_eq!(v["builtin"], false);
+    assert_eq!(v["version"], 10);
+    assert_eq!(v["versions"], serde_json::json!([10, 3, 2]));
+    let old = get(&e.app, &format!("{uri}?version=2"), &e.viewer)
+        .await
+        .json();
+    assert_eq!(old["version"], 2);
+    assert!(old["toml"].as_str().unwrap().contains("weight = 10"));
+    assert_eq!(
+        get(&e.app, &format!("{uri}?version=7"), &e.viewer)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let audit = get(&e.app, "/api/audit?action=scorecard_save", &e.admin)
+        .await
+        .json();
+    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(3));
+    assert_eq!(audit["entries"][0]["detail"], "default v10 (was v3)");
+
+    // The page: an editor for admins, the text for others, the fault's line marked.
+    let list = get(&e.app, "/scorecards?lang=en", &e.admin).await.text();
+    assert!(list.contains(r#"href="/scorecards/spring""#), "{list}");
+    let vpage = get(&e.app, "/scorecards/spring", &e.viewer).await.text();
+    assert!(
+        vpage.contains("<pre class=\"code\">") && !vpage.contains("<textarea"),
+        "{vpage}"
+    );
+    let apage = get(&e.app, "/scorecards/spring?lang=en", &e.admin)
+        .await
+        .text();
+    assert!(
+        apage.contains(r#"<textarea class="code" name="toml""#),
+        "{apage}"
+    );
+    assert!(apage.contains("v10</a> · in use"), "{apage}");
+    let enc = |t: &str| -> String {
+        t.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let broken = chosen.replacen("kind = \"required_phrase\"", "kind = \"shouting\"", 1);
+    let ui = post_form(
+        &e.app,
+        "/scorecards/spring?lang=en",
+        &e.admin,
+        &format!("action=check&toml={}", enc(&broken)),
+    )
+    .await;
+    assert_eq!(ui.status, StatusCode::BAD_REQUEST);
+    let html = ui.text();
+    let line = line_of(&broken, "id = \"greeting\"");
+    assert!(
+        html.contains(&format!("data-error-line=\"{line}\"")),
+        "{html}"
+    );
+    assert!(html.contains("class=\"ln bad\""), "{html}");
+    assert!(html.contains("shouting"), "{html}");
+    let ok = post_form(
+        &e.app,
+        "/scorecards/spring",
+        &e.admin,
+        &format!(
+            "action=save&toml={}",
+            enc(&chosen
+                .replacen("weight = 12", "weight = 11", 1)
+                .replace('\n', "\r\n"))
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text());
+    assert_eq!(
+        ok.headers[header::LOCATION],
+        "/scorecards/spring?msg=saved&v=11"
+    );
+    let saved = std::fs::read_to_string(dir.join("spring.toml")).unwrap();
+    assert!(!saved.contains('\r'), "browser line ends are normalised");
+    assert_eq!(
+        post_form(
+            &e.app,
+            "/scorecards/spring",
+            &e.analyst,
+            &format!("action=save&toml={}", enc(&chosen))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
     );
 }

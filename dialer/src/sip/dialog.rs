@@ -60,28 +60,18 @@ impl Dialog {
 
     /// Takes remote tag, target and route set from a 2xx (or tagged 1xx) to our INVITE.
     pub fn establish(&mut self, response: &SipMessage) {
-        if let Some(tag) = message::header(response, "To").and_then(|to| message::param(&to, "tag"))
+        if let Some(tag) =
+            message::header_str(response, "To").and_then(|to| message::param(to, "tag"))
         {
             self.remote_tag = Some(tag);
         }
-        if let Some(contact) = message::header(response, "Contact") {
-            self.remote_target = message::addr_uri(&contact);
+        if let Some(contact) = message::header_str(response, "Contact") {
+            self.remote_target = message::addr_uri(contact);
         }
-        let mut routes: Vec<String> = rsip::message::HasHeaders::headers(response)
-            .iter()
-            .filter_map(|h| {
-                let text = h.to_string();
-                let (n, v) = text.split_once(':')?;
-                n.trim()
-                    .eq_ignore_ascii_case("Record-Route")
-                    .then(|| v.trim().to_string())
-            })
-            .flat_map(|v| {
-                v.split(',')
-                    .map(|r| r.trim().to_string())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut routes: Vec<String> =
+            message::header_strs(rsip::message::HasHeaders::headers(response), "Record-Route")
+                .flat_map(|v| v.split(',').map(|r| r.trim().to_string()))
+                .collect();
         routes.reverse();
         if !routes.is_empty() {
             self.route_set = routes;
@@ -90,10 +80,10 @@ impl Dialog {
 
     /// Whether an incoming request belongs to this dialog (Call-ID and both tags match).
     pub fn matches(&self, request: &SipMessage) -> bool {
-        let call_id = message::header(request, "Call-ID");
-        let from_tag = message::header(request, "From").and_then(|f| message::param(&f, "tag"));
-        let to_tag = message::header(request, "To").and_then(|t| message::param(&t, "tag"));
-        call_id.as_deref() == Some(self.call_id.as_str())
+        let call_id = message::header_str(request, "Call-ID");
+        let from_tag = message::header_str(request, "From").and_then(|f| message::param(f, "tag"));
+        let to_tag = message::header_str(request, "To").and_then(|t| message::param(t, "tag"));
+        call_id == Some(self.call_id.as_str())
             && to_tag.as_deref() == Some(self.local_tag.as_str())
             && (self.remote_tag.is_none() || from_tag == self.remote_tag)
     }

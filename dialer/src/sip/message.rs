@@ -74,23 +74,59 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, SipError> {
     })
 }
 
+/// A header's name and raw value without formatting it (rsip's `Display` would allocate).
+pub fn name_value(h: &Header) -> (&str, &str) {
+    use rsip::headers::UntypedHeader;
+    macro_rules! table {
+        ($($variant:ident => $name:literal),* $(,)?) => {
+            match h {
+                $(Header::$variant(v) => ($name, v.value()),)*
+                Header::Other(n, v) => (n.as_str(), v.as_str()),
+            }
+        };
+    }
+    table! {
+        Accept => "Accept", AcceptEncoding => "Accept-Encoding",
+        AcceptLanguage => "Accept-Language", AlertInfo => "Alert-Info", Allow => "Allow",
+        AuthenticationInfo => "Authentication-Info", Authorization => "Authorization",
+        CSeq => "CSeq", CallId => "Call-ID", CallInfo => "Call-Info", Contact => "Contact",
+        ContentDisposition => "Content-Disposition", ContentEncoding => "Content-Encoding",
+        ContentLanguage => "Content-Language", ContentLength => "Content-Length",
+        ContentType => "Content-Type", Date => "Date", ErrorInfo => "Error-Info",
+        Event => "Event", Expires => "Expires", From => "From", InReplyTo => "In-Reply-To",
+        MaxForwards => "Max-Forwards", MimeVersion => "MIME-Version",
+        MinExpires => "Min-Expires", Organization => "Organization", Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate", ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require", RecordRoute => "Record-Route", ReplyTo => "Reply-To",
+        Require => "Require", RetryAfter => "Retry-After", Route => "Route",
+        Server => "Server", Subject => "Subject", SubscriptionState => "Subscription-State",
+        Supported => "Supported", Timestamp => "Timestamp", To => "To",
+        Unsupported => "Unsupported", UserAgent => "User-Agent", Via => "Via",
+        Warning => "Warning", WwwAuthenticate => "WWW-Authenticate",
+    }
+}
+
+/// The values of a header, by its long name, in message order, borrowed from the message.
+pub fn header_strs<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.iter().filter_map(move |h| {
+        let (n, v) = name_value(h);
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
 /// All values of a header, by its long name, in message order.
 pub fn header_values(headers: &Headers, name: &str) -> Vec<String> {
-    headers
-        .iter()
-        .filter_map(|h| {
-            let text = h.to_string();
-            let (n, v) = text.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
+    header_strs(headers, name).map(str::to_string).collect()
 }
 
 /// The first value of a header.
 pub fn header(msg: &SipMessage, name: &str) -> Option<String> {
-    header_values(msg.headers(), name).into_iter().next()
+    header_str(msg, name).map(str::to_string)
+}
+
+/// The first value of a header, borrowed.
+pub fn header_str<'a>(msg: &'a SipMessage, name: &'a str) -> Option<&'a str> {
+    header_strs(msg.headers(), name).next()
 }
 
 /// A required header, or the error naming it.
@@ -122,7 +158,7 @@ pub fn addr_uri(value: &str) -> String {
 
 /// The CSeq number and method of a message.
 pub fn cseq(msg: &SipMessage) -> Result<(u32, String), SipError> {
-    let v = require(msg, "CSeq")?;
+    let v = header_str(msg, "CSeq").ok_or(SipError::MissingHeader { header: "CSeq" })?;
     let mut it = v.split_whitespace();
     let n = it
         .next()
@@ -136,7 +172,7 @@ pub fn cseq(msg: &SipMessage) -> Result<(u32, String), SipError> {
 
 /// The branch of the top Via.
 pub fn top_branch(msg: &SipMessage) -> Option<String> {
-    header(msg, "Via").and_then(|v| param(&v, "branch"))
+    header_str(msg, "Via").and_then(|v| param(v, "branch"))
 }
 
 /// A fresh RFC 3261 branch (magic cookie prefix).
@@ -185,30 +221,40 @@ impl RequestSpec {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
-    /// Serialises through `rsip::Request`, adding Content-Length from the body.
+    /// Serialises the request, adding Content-Length from the body. The Request-URI is
+    /// checked with `rsip`; the text is written directly (no intermediate `rsip::Request`).
     pub fn render(&self) -> Result<Bytes, SipError> {
-        let uri = rsip::Uri::try_from(self.uri.as_str()).map_err(|e| SipError::Uri {
+        rsip::Uri::try_from(self.uri.as_str()).map_err(|e| SipError::Uri {
             uri: self.uri.clone(),
             reason: e.to_string(),
         })?;
-        let mut headers: Vec<Header> = self
+        let method = self.method.to_string();
+        let head_len: usize = self
             .headers
             .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("Content-Length"))
-            .map(|(n, v)| Header::Other(n.clone(), v.clone()))
-            .collect();
-        headers.push(Header::Other(
-            "Content-Length".into(),
-            self.body.len().to_string(),
-        ));
-        let request = rsip::Request {
-            method: self.method,
-            uri,
-            version: rsip::Version::V2,
-            headers: headers.into(),
-            body: self.body.clone(),
-        };
-        Ok(Bytes::from(request.to_string()))
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        let mut out =
+            Vec::with_capacity(method.len() + self.uri.len() + head_len + 48 + self.body.len());
+        for part in [
+            method.as_bytes(),
+            b" ",
+            self.uri.as_bytes(),
+            b" SIP/2.0\r\n",
+        ] {
+            out.extend_from_slice(part);
+        }
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("Content-Length") {
+                continue;
+            }
+            for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                out.extend_from_slice(part);
+            }
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", self.body.len()).as_bytes());
+        out.extend_from_slice(&self.body);
+        Ok(Bytes::from(out))
     }
 }
 

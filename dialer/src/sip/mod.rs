@@ -2,6 +2,7 @@
 //! digest authentication and the SDP offer/answer, on top of `rsip` messages.
 
 pub mod auth;
+pub mod demux;
 pub mod dialog;
 pub mod message;
 pub mod sdp;

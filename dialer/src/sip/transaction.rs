@@ -74,6 +74,11 @@ impl InviteTransaction {
         self.wire.clone()
     }
 
+    /// The ACK sent for a non-2xx final response, once there was one (kept for Timer D).
+    pub fn ack_wire(&self) -> Option<Bytes> {
+        self.ack.clone()
+    }
+
     pub fn request(&self) -> &RequestSpec {
         &self.request
     }
@@ -140,47 +145,41 @@ impl InviteTransaction {
     /// RFC 3261 §17.1.1.3: same Request-URI, Via, From, Call-ID and Route as the INVITE, the
     /// response's To, CSeq method ACK.
     fn ack_for(&self, to: &str) -> Result<Bytes, SipError> {
-        let mut ack = self.request.clone();
-        ack.method = rsip::Method::Ack;
-        ack.body.clear();
-        ack.set_header("To", to);
-        let number = self
-            .request
-            .header("CSeq")
-            .and_then(|c| c.split_whitespace().next())
-            .unwrap_or("1")
-            .to_string();
-        ack.set_header("CSeq", format!("{number} ACK"));
-        for h in ["Content-Type", "Contact", "Allow", "Supported"] {
-            ack.remove_header(h);
-        }
-        ack.render()
+        self.derived(rsip::Method::Ack, Some(to)).render()
     }
 
     /// The CANCEL for this INVITE (RFC 3261 §9.1): same branch, URI, From, To, Call-ID, CSeq
     /// number, Route.
     pub fn cancel(&self) -> RequestSpec {
-        let mut cancel = self.request.clone();
-        cancel.method = rsip::Method::Cancel;
-        cancel.body.clear();
+        self.derived(rsip::Method::Cancel, None)
+    }
+
+    /// A request of the INVITE's transaction: its Via, From, Call-ID, Route (and To unless
+    /// given), the INVITE's CSeq number with `method`, no body.
+    fn derived(&self, method: rsip::Method, to: Option<&str>) -> RequestSpec {
+        const KEPT: [&str; 5] = ["Via", "Max-Forwards", "From", "Call-ID", "User-Agent"];
         let number = self
             .request
             .header("CSeq")
             .and_then(|c| c.split_whitespace().next())
-            .unwrap_or("1")
-            .to_string();
-        cancel.set_header("CSeq", format!("{number} CANCEL"));
-        for h in [
-            "Content-Type",
-            "Contact",
-            "Allow",
-            "Supported",
-            "Authorization",
-            "Proxy-Authorization",
-        ] {
-            cancel.remove_header(h);
+            .unwrap_or("1");
+        let mut headers = Vec::with_capacity(self.request.headers.len());
+        for (name, value) in &self.request.headers {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("To") {
+                headers.push((name.clone(), to.unwrap_or(value).to_string()));
+            } else if is("CSeq") {
+                headers.push((name.clone(), format!("{number} {method}")));
+            } else if is("Route") || KEPT.iter().any(|k| is(k)) {
+                headers.push((name.clone(), value.clone()));
+            }
         }
-        cancel
+        RequestSpec {
+            method,
+            uri: self.request.uri.clone(),
+            headers,
+            body: Vec::new(),
+        }
     }
 }
 
@@ -331,6 +330,8 @@ mod tests {
         assert!(ack.contains("To: <sip:100@x>;tag=9"));
         assert!(ack.contains("branch=z9hG4bKaaa"));
         assert!(ack.contains("Content-Length: 0"));
+        assert!(!ack.contains("Content-Type"));
+        assert!(ack.ends_with("\r\n\r\n"));
         assert_eq!(actions[1], TxAction::Deliver(486));
         // The retransmitted 486 is absorbed and re-ACKed, not delivered again.
         let again = tx.on_response(486, "<sip:100@x>;tag=9").unwrap();
@@ -349,6 +350,8 @@ mod tests {
         .unwrap();
         let c = tx.cancel();
         assert_eq!(c.header("CSeq"), Some("7 CANCEL"));
+        assert_eq!(c.header("To"), Some("<sip:100@127.0.0.1>"));
+        assert_eq!(c.header("Content-Type"), None);
         assert!(c.header("Via").unwrap().contains("z9hG4bKaaa"));
         assert!(c.body.is_empty());
     }

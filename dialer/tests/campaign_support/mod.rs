@@ -172,7 +172,7 @@ impl World {
             blacklist: self.blacklist.clone(),
             db: self.db.clone(),
             queue: self.queue.clone(),
-            objects: self.objects.clone(),
+            objects: self.objects.clone().into(),
             options: RunOptions {
                 poll: Duration::from_millis(200),
                 exit_when_idle: true,

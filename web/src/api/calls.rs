@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callqa_ingest::db::{status, CallRow};
 use callqa_ingest::queue::{Job, Stage};
+use callqa_ingest::storage::Storage;
 use callqa_ingest::transcript::Transcript;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sqlx::AnyPool;
 
 use super::{opt, opt_num, Params};
 use crate::auth::{Role, User};
@@ -26,13 +28,13 @@ const MAX_CHUNK: u64 = 4 * 1024 * 1024;
 /// The call's stored transcript, `None` before transcription. A transcript object that
 /// is missing although the row names it is reported, not hidden.
 pub async fn load_transcript(
-    state: &WebState,
+    storage: &Storage,
     row: &CallRow,
 ) -> Result<Option<Transcript>, WebError> {
     let Some(key) = row.transcript_key.as_deref() else {
         return Ok(None);
     };
-    let bytes = state.storage.get(key).await?;
+    let bytes = storage.get(key).await?;
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|source| WebError::Json {
@@ -41,11 +43,16 @@ pub async fn load_transcript(
         })
 }
 
-/// The `callqa calls show --json` shape: metadata, recording, segments, QA result, error.
-/// Numbers are in full; callers mask for roles that may not see them.
-pub async fn call_json(state: &WebState, row: &CallRow) -> Result<Value, WebError> {
-    let transcript = load_transcript(state, row).await?;
-    let qa = callqa_qa::load_result(state.db.pool(), &row.call_id).await?;
+/// The one builder of the `callqa calls show --json` shape, used by the CLI and by
+/// `GET /api/calls/{id}`: metadata, recording, segments, QA result, error, and the source
+/// file name. Numbers are in full; callers mask for roles that may not see them.
+pub async fn call_json(
+    storage: &Storage,
+    pool: &AnyPool,
+    row: &CallRow,
+) -> Result<Value, WebError> {
+    let transcript = load_transcript(storage, row).await?;
+    let qa = callqa_qa::load_result(pool, &row.call_id).await?;
     let segments = transcript.map(|t| t.segments).unwrap_or_default();
     Ok(json!({
         "call_id": row.call_id,
@@ -60,6 +67,7 @@ pub async fn call_json(state: &WebState, row: &CallRow) -> Result<Value, WebErro
         "segments": segments,
         "qa": qa,
         "error": row.error,
+        "file": row.source_name,
     }))
 }
 
@@ -132,7 +140,7 @@ pub async fn show(
 ) -> Result<Json<Value>, WebError> {
     user.require(Role::Viewer, "read calls")?;
     let row = get_row(&state, &id).await?;
-    let mut v = call_json(&state, &row).await?;
+    let mut v = call_json(&state.storage, state.db.pool(), &row).await?;
     if !user.sees_numbers() {
         crate::mask::redact(&mut v);
     }

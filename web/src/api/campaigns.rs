@@ -1,12 +1,12 @@
-//! Campaign management reads: every campaign's status and pacing figures, and one
-//! campaign's refusals grouped by reason plus the most recent ones. Numbers are masked
-//! for viewers.
+//! Campaign management: every campaign's status and pacing figures, one campaign's
+//! refusals grouped by reason plus the most recent ones (numbers masked for viewers), and
+//! starting and pausing a campaign (admins).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use callqa_dialer::{CampaignStatus, CampaignStore};
+use callqa_dialer::{CampaignState, CampaignStatus, CampaignStore};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -150,4 +150,107 @@ pub async fn show(
         redact(&mut v);
     }
     Ok(Json(v))
+}
+
+/// Starts campaign `name` dialing in this server process; checks the role and the state.
+/// Returns the status it has now (`running`).
+pub(crate) async fn start_campaign(
+    state: &WebState,
+    user: &User,
+    name: &str,
+) -> Result<CampaignStatus, WebError> {
+    user.require(Role::Admin, "start or pause campaigns")?;
+    let store = store(state).await?;
+    let before = store.state(name).await?;
+    match before {
+        CampaignState::Running => {
+            return Err(WebError::Conflict(format!(
+            "campaign {name} is already running (here or in a `callqa campaign start` process); \
+                 pause it first"
+        )))
+        }
+        CampaignState::Done => {
+            return Err(WebError::Conflict(format!(
+            "campaign {name} is done: every contact is finished; load it again with new contacts"
+        )))
+        }
+        CampaignState::Loaded | CampaignState::Paused => {}
+    }
+    let dialing = state.dialing.as_ref().ok_or_else(|| {
+        WebError::Conflict(format!(
+            "this server does not dial; run `callqa campaign start {name}` instead"
+        ))
+    })?;
+    dialing.start(state, &store, name).await?;
+    crate::audit::record(
+        state.db.pool(),
+        &user.name,
+        "campaign_start",
+        name,
+        &format!("was {}", before.as_str()),
+    )
+    .await?;
+    Ok(store.status(name, callqa_ingest::db::now_ms()).await?)
+}
+
+/// Asks campaign `name` to stop dialing, wherever it runs (as `callqa campaign pause`);
+/// calls in flight finish. Returns the status it has now (`paused`).
+pub(crate) async fn pause_campaign(
+    state: &WebState,
+    user: &User,
+    name: &str,
+) -> Result<CampaignStatus, WebError> {
+    user.require(Role::Admin, "start or pause campaigns")?;
+    let store = store(state).await?;
+    let before = store.state(name).await?;
+    if before == CampaignState::Done {
+        return Err(WebError::Conflict(format!(
+            "campaign {name} is done: nothing left to pause"
+        )));
+    }
+    store
+        .set_state(name, CampaignState::Paused, callqa_ingest::db::now_ms())
+        .await?;
+    crate::audit::record(
+        state.db.pool(),
+        &user.name,
+        "campaign_pause",
+        name,
+        &format!("was {}", before.as_str()),
+    )
+    .await?;
+    Ok(store.status(name, callqa_ingest::db::now_ms()).await?)
+}
+
+/// Starts dialing the campaign in the server process: `{"status": {"name", "state": "running", ...}}`.
+#[utoipa::path(post, path = "/api/campaigns/{name}/start", tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses((status = 200, description = "Started; the campaign's status"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Only admins"),
+        (status = 404, description = "No such campaign"),
+        (status = 409, description = "Already running, done, or its settings do not allow dialing")),
+    security(("bearer" = [])))]
+pub async fn start(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let status = start_campaign(&state, &user, &name).await?;
+    Ok(Json(json!({ "status": status })))
+}
+
+/// Pauses the campaign wherever it runs; calls in flight finish: `{"status": {"name", "state": "paused", ...}}`.
+#[utoipa::path(post, path = "/api/campaigns/{name}/pause", tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses((status = 200, description = "Paused; the campaign's status"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Only admins"),
+        (status = 404, description = "No such campaign"), (status = 409, description = "The campaign is done")),
+    security(("bearer" = [])))]
+pub async fn pause(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let status = pause_campaign(&state, &user, &name).await?;
+    Ok(Json(json!({ "status": status })))
 }

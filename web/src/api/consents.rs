@@ -1,6 +1,7 @@
 //! Consent records (number, scope, proof, granted/expiry times), newest first. Viewers see
 //! the list with masked numbers; looking a number up needs an analyst, since a viewer could
-//! otherwise confirm a full number by searching for it.
+//! otherwise confirm a full number by searching for it. Admins import CSV files in the
+//! format `callqa campaign consent-import` reads.
 
 use std::sync::Arc;
 
@@ -115,4 +116,102 @@ pub async fn list(
         redact(&mut v);
     }
     Ok(Json(v))
+}
+
+/// A CSV row the import rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRow {
+    /// 1-based line of the file; 0 when the dialer's message names none.
+    pub line: u64,
+    pub message: String,
+}
+
+/// What a consent import did, in the blacklist import's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConsentImportReport {
+    pub imported: u64,
+    pub errors: Vec<RejectedRow>,
+}
+
+/// Splits the dialer's `line N: reason` message.
+fn rejected_row(message: &str) -> RejectedRow {
+    message
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(n, reason)| {
+            n.parse().ok().map(|line| RejectedRow {
+                line,
+                message: reason.to_string(),
+            })
+        })
+        .unwrap_or_else(|| RejectedRow {
+            line: 0,
+            message: message.to_string(),
+        })
+}
+
+/// Imports `number,scope,proof,granted_at[,expires_at]` rows with the dialer's own reader
+/// (the `callqa campaign consent-import` format); audited.
+pub(crate) async fn import_csv(
+    state: &WebState,
+    user: &User,
+    csv: &str,
+) -> Result<ConsentImportReport, WebError> {
+    user.require(Role::Admin, "import consent records")?;
+    let consents = Consents::open(state.db.pool().clone()).await?;
+    let r = consents
+        .import_csv(csv.as_bytes(), chrono::Utc::now())
+        .await?;
+    let report = ConsentImportReport {
+        imported: r.imported,
+        errors: r.errors.iter().map(|e| rejected_row(e)).collect(),
+    };
+    crate::audit::record(
+        state.db.pool(),
+        &user.name,
+        "consent_import",
+        "consents",
+        &format!(
+            "imported {}, rejected {}",
+            report.imported,
+            report.errors.len()
+        ),
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Imports consent records from the CSV body (`number,scope,proof,granted_at[,expires_at]`,
+/// RFC 3339 times, optional `number,...` header): `{"imported", "errors": [{"line", "message"}]}`.
+/// Good rows are stored even when others are rejected.
+#[utoipa::path(post, path = "/api/consents/import", tag = "consents",
+    request_body(content = String, content_type = "text/csv",
+        description = "number,scope,proof,granted_at[,expires_at] rows"),
+    responses((status = 200, description = "How many rows were imported and which were rejected, by line"),
+        (status = 401, description = "Not logged in"), (status = 403, description = "Only admins")),
+    security(("bearer" = [])))]
+pub async fn import(
+    State(state): State<Arc<WebState>>,
+    user: User,
+    body: String,
+) -> Result<Json<ConsentImportReport>, WebError> {
+    Ok(Json(import_csv(&state, &user, &body).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialer_messages_split_into_line_and_reason() {
+        assert_eq!(
+            rejected_row("line 3: scope and proof are required"),
+            RejectedRow {
+                line: 3,
+                message: "scope and proof are required".into()
+            }
+        );
+        assert_eq!(rejected_row("something else").line, 0);
+        assert_eq!(rejected_row("line x: y").message, "line x: y");
+    }
 }

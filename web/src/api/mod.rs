@@ -38,8 +38,15 @@ pub(crate) fn routes() -> Router<Arc<WebState>> {
         .route("/api/blacklist/{number}", delete(blacklist::remove))
         .route("/api/campaigns", get(campaigns::list))
         .route("/api/campaigns/{name}", get(campaigns::show))
+        .route("/api/campaigns/{name}/start", post(campaigns::start))
+        .route("/api/campaigns/{name}/pause", post(campaigns::pause))
         .route("/api/consents", get(consents::list))
+        .route("/api/consents/import", post(consents::import))
         .route("/api/scorecards", get(scorecards::list))
+        .route(
+            "/api/scorecards/{name}",
+            get(scorecards::show).put(scorecards::save),
+        )
         .route("/api/audit", get(admin::audit))
         .route("/api/users", get(admin::users).post(admin::add))
 }

@@ -119,7 +119,7 @@ pub async fn page(
 
 async fn render(state: &WebState, ctx: &Ctx, id: &str, q: &str) -> Result<Response, WebError> {
     let row = crate::api::calls::get_row(state, id).await?;
-    let mut v = crate::api::calls::call_json(state, &row).await?;
+    let mut v = crate::api::calls::call_json(&state.storage, state.db.pool(), &row).await?;
     if !ctx.user.sees_numbers() {
         crate::mask::redact(&mut v);
     }

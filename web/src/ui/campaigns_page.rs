@@ -1,17 +1,50 @@
 //! The campaign pages: every campaign's state and pacing figures, and one campaign's
-//! refusals grouped by reason with the latest ones. Viewers see masked numbers.
+//! refusals grouped by reason with the latest ones. Viewers see masked numbers; admins
+//! start and pause campaigns here.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use maud::html;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use callqa_dialer::CampaignState;
+use maud::{html, Markup};
+use serde::Deserialize;
 
 use super::layout::{enc, frame, Ctx};
-use crate::api::campaigns::{detail, statuses};
+use crate::api::campaigns::{detail, pause_campaign, start_campaign, statuses};
+use crate::api::opt;
 use crate::auth::Role;
+use crate::error::WebError;
 use crate::mask::{mask_number, mask_text};
 use crate::WebState;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    /// What just happened: `started`, `paused`.
+    pub msg: Option<String>,
+}
+
+/// Start or pause buttons for the campaign's state (admins only).
+fn controls(ctx: &Ctx, name: &str, state: CampaignState) -> Markup {
+    html! {
+        @if ctx.user.role >= Role::Admin {
+            @match state {
+                CampaignState::Loaded | CampaignState::Paused => {
+                    form.row method="post" action=(format!("/campaigns/{}/start", enc(name))) {
+                        button.start type="submit" { (ctx.t("camp.start")) }
+                    }
+                }
+                CampaignState::Running => {
+                    form.row method="post" action=(format!("/campaigns/{}/pause", enc(name))) {
+                        button.pause.secondary type="submit" { (ctx.t("camp.pause")) }
+                    }
+                }
+                CampaignState::Done => { span.muted { (ctx.t("camp.all_done")) } }
+            }
+        }
+    }
+}
 
 fn pct(rate: f64) -> String {
     format!("{:.1}%", rate * 100.0)
@@ -34,6 +67,7 @@ pub async fn list(State(state): State<Arc<WebState>>, ctx: Ctx) -> Response {
                     th { (ctx.t("campaign")) } th { (ctx.t("camp.state")) } th { (ctx.t("camp.placed")) }
                     th { (ctx.t("camp.answered")) } th { (ctx.t("camp.abandoned")) } th { (ctx.t("camp.abandon_rate")) }
                     th { (ctx.t("camp.contacts")) } th { (ctx.t("camp.refused")) }
+                    @if ctx.user.role >= Role::Admin { th { (ctx.t("camp.actions")) } }
                 } }
                 tbody {
                     @for s in &rows {
@@ -44,6 +78,7 @@ pub async fn list(State(state): State<Arc<WebState>>, ctx: Ctx) -> Response {
                             td { (s.placed) } td { (s.answered) } td { (s.abandoned) } td { (pct(s.abandon_rate)) }
                             td { (s.contacts_done) " / " (s.contacts) }
                             td { (r.blacklist + r.no_consent + r.outside_hours + r.caller_id + r.invalid_number + r.attempts) }
+                            @if ctx.user.role >= Role::Admin { td { (controls(&ctx, &s.name, s.state)) } }
                         }
                     }
                 }
@@ -57,14 +92,31 @@ pub async fn show(
     State(state): State<Arc<WebState>>,
     ctx: Ctx,
     Path(name): Path<String>,
+    Query(p): Query<PageParams>,
 ) -> Response {
     if let Err(r) = ctx.require(Role::Viewer) {
         return *r;
     }
-    let d = match detail(&state, &name).await {
-        Ok(d) => d,
-        Err(e) => return ctx.fail(e),
+    let msg = match opt(&p.msg) {
+        Some("started") => Some(ctx.t("camp.started")),
+        Some("paused") => Some(ctx.t("camp.paused")),
+        _ => None,
     };
+    match render_detail(&state, &ctx, &name, msg, None).await {
+        Ok((title, body)) => frame(&ctx, &title, body).into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+/// One campaign's page: state with the admin's controls, figures and refusals.
+async fn render_detail(
+    state: &WebState,
+    ctx: &Ctx,
+    name: &str,
+    msg: Option<&str>,
+    error: Option<String>,
+) -> Result<(String, Markup), WebError> {
+    let d = detail(state, name).await?;
     let full = ctx.user.sees_numbers();
     let s = &d.status;
     let r = &s.refused;
@@ -78,8 +130,10 @@ pub async fn show(
     ];
     let body = html! {
         p { a href="/campaigns" { "← " (ctx.t("nav.campaigns")) } }
+        @if let Some(m) = msg { div.alert.ok role="status" { (m) } }
+        @if let Some(e) = error { div.alert.error role="alert" { (e) } }
         dl.facts {
-            dt { (ctx.t("camp.state")) } dd { span.badge { (s.state.as_str()) } }
+            dt { (ctx.t("camp.state")) } dd.state { span.badge data-state=(s.state.as_str()) { (s.state.as_str()) } " " (controls(ctx, &s.name, s.state)) }
             dt { (ctx.t("camp.placed")) } dd { (s.placed) }
             dt { (ctx.t("camp.answered")) } dd { (s.answered) }
             dt { (ctx.t("camp.abandoned")) } dd { (s.abandoned) }
@@ -120,5 +174,42 @@ pub async fn show(
             }
         }
     };
-    frame(&ctx, &format!("{} · {}", ctx.t("campaign"), s.name), body).into_response()
+    Ok((format!("{} · {}", ctx.t("campaign"), s.name), body))
+}
+
+/// After a refused start or pause: the campaign's page with the reason, as the error's status.
+async fn failed(state: &WebState, ctx: &Ctx, name: &str, e: WebError) -> Response {
+    let status = e.status();
+    if status == StatusCode::FORBIDDEN
+        || status == StatusCode::NOT_FOUND
+        || status.is_server_error()
+    {
+        return ctx.fail(e);
+    }
+    match render_detail(state, ctx, name, None, Some(e.to_string())).await {
+        Ok((title, body)) => (status, frame(ctx, &title, body)).into_response(),
+        Err(e2) => ctx.fail(e2),
+    }
+}
+
+pub async fn start(
+    State(state): State<Arc<WebState>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Response {
+    match start_campaign(&state, &ctx.user, &name).await {
+        Ok(_) => Redirect::to(&format!("/campaigns/{}?msg=started", enc(&name))).into_response(),
+        Err(e) => failed(&state, &ctx, &name, e).await,
+    }
+}
+
+pub async fn pause(
+    State(state): State<Arc<WebState>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Response {
+    match pause_campaign(&state, &ctx.user, &name).await {
+        Ok(_) => Redirect::to(&format!("/campaigns/{}?msg=paused", enc(&name))).into_response(),
+        Err(e) => failed(&state, &ctx, &name, e).await,
+    }
 }

@@ -278,6 +278,13 @@ textarea { width:100%; min-height:6rem; font-family: ui-monospace, monospace; }
 .login label { display:block; margin:.8rem 0 .2rem; }
 .login input { width:100%; }
 .login button { margin-top:1.2rem; width:100%; }
+textarea.code { min-height:30rem; font-size:.9rem; line-height:1.45; tab-size:2; white-space:pre; }
+pre.code, pre.excerpt { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; overflow:auto; font-size:.9rem; }
+pre.excerpt .ln { display:block; }
+pre.excerpt .bad { background:#fde8e6; color:var(--bad); font-weight:600; }
+.muted { color:var(--muted); }
+div.row { display:flex; gap:.5rem; margin:.5rem 0; }
+ul.versions { list-style:none; padding:0; display:flex; flex-wrap:wrap; gap:.4rem 1rem; }
 svg.chart text { font: 12px system-ui, sans-serif; fill: var(--fg); }
 svg.chart .bar { fill: var(--accent); }
 svg.chart .bar.bad { fill: var(--bad); }
@@ -305,6 +312,18 @@ document.addEventListener('DOMContentLoaded', function () {
         s.classList.toggle('playing', on);
       });
     });
+  }
+  // The scorecard editor: select the line the parser refused.
+  var ta = document.querySelector('textarea[data-error-line]');
+  if (ta) {
+    var n = Number(ta.dataset.errorLine);
+    var lines = ta.value.split('\n');
+    var start = 0;
+    for (var i = 0; i < n - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    ta.focus();
+    ta.setSelectionRange(start, start + (lines[n - 1] || '').length);
+    var lh = parseFloat(getComputedStyle(ta).lineHeight) || 20;
+    ta.scrollTop = Math.max(0, (n - 5) * lh);
   }
   var file = document.getElementById('csvfile');
   if (file) {

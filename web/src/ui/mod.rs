@@ -1,5 +1,6 @@
-//! The server-rendered UI: login, search, call review, QA reports, blacklist, campaigns,
-//! consents, scorecards and dead letters. Pages are plain HTML from `maud` with a small script; no build step.
+//! The server-rendered UI: login, search, call review, QA reports, blacklist, campaigns
+//! (start, pause), consents (import), scorecards (edit) and dead letters. Pages are plain
+//! HTML from `maud` with a small script; no build step.
 
 pub mod blacklist_page;
 pub mod call_page;
@@ -11,6 +12,7 @@ pub mod i18n;
 pub mod layout;
 pub mod login;
 pub mod report_page;
+pub mod scorecard_edit_page;
 pub mod scorecards_page;
 pub mod search_page;
 
@@ -40,8 +42,15 @@ pub(crate) fn routes() -> Router<Arc<WebState>> {
         .route("/blacklist/import", post(blacklist_page::import))
         .route("/campaigns", get(campaigns_page::list))
         .route("/campaigns/{name}", get(campaigns_page::show))
+        .route("/campaigns/{name}/start", post(campaigns_page::start))
+        .route("/campaigns/{name}/pause", post(campaigns_page::pause))
         .route("/consents", get(consents_page::page))
+        .route("/consents/import", post(consents_page::import))
         .route("/scorecards", get(scorecards_page::page))
+        .route(
+            "/scorecards/{name}",
+            get(scorecard_edit_page::page).post(scorecard_edit_page::submit),
+        )
         .route("/dead-letters", get(dead_letters_page::page))
         .route("/dead-letters/{id}/retry", post(dead_letters_page::retry))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
