@@ -27,7 +27,7 @@ use crate::rtp_sockets::RtpSocket;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{self, RequestSpec};
 use crate::sip::transaction::{InviteTransaction, NonInviteTransaction, TxAction};
-use crate::sip::transport::{self, CSeqMethod, CallLeg, Received, SipEndpoint};
+use crate::sip::transport::{self, CSeqMethod, CallLeg, Received, SipEndpoint, Status};
 use crate::sip::{auth, sdp};
 use crate::{media, prompt};
 
@@ -413,6 +413,61 @@ async fn place(
     })
 }
 
+/// A response to one of our requests, read in full or by the fast path (see [`Received`]).
+struct View<'a> {
+    code: u16,
+    cseq: u32,
+    method: CSeqMethod,
+    branch: &'a str,
+    to: &'a str,
+    /// The reason phrase, when read by the fast path.
+    phrase: Option<&'a str>,
+    /// The parsed message, when read in full.
+    msg: Option<&'a SipMessage>,
+}
+
+impl<'a> View<'a> {
+    fn of_status(s: &'a Status) -> Self {
+        Self {
+            code: s.code,
+            cseq: s.cseq,
+            method: s.method,
+            branch: s.branch(),
+            to: s.to(),
+            phrase: Some(s.reason()),
+            msg: None,
+        }
+    }
+
+    /// `None` for a request or a response without a readable CSeq.
+    fn of_message(msg: &'a SipMessage) -> Option<Self> {
+        let SipMessage::Response(r) = msg else {
+            return None;
+        };
+        let (cseq, method) = message::cseq(msg).ok()?;
+        Some(Self {
+            code: r.status_code.code(),
+            cseq,
+            method: CSeqMethod::from_name(&method),
+            branch: message::header_str(msg, "Via")
+                .and_then(|v| message::param_str(v, "branch"))
+                .unwrap_or_default(),
+            to: message::header_str(msg, "To").unwrap_or_default(),
+            phrase: None,
+            msg: Some(msg),
+        })
+    }
+
+    /// "486 Busy Here": the code and the peer's reason phrase.
+    fn reason(&self) -> String {
+        match (self.phrase, self.msg) {
+            (Some(p), _) if !p.is_empty() => format!("{} {p}", self.code),
+            (_, Some(SipMessage::Response(r))) => r.status_code.to_string(),
+            _ => self.code.to_string(),
+        }
+    }
+}
+
 /// Runs the INVITE client transaction to its end.
 async fn invite_phase(
     cfg: &DialerConfig,
@@ -477,125 +532,119 @@ async fn invite_phase(
                 }
             }
             (received, from) = leg.sip.recv() => {
-                let msg = match received {
-                    Received::Message(msg) => msg,
-                    Received::Provisional(p) => {
-                        if p.method == CSeqMethod::Cancel {
-                            if let Some(c) = cancel.as_mut() {
-                                c.on_response(p.code);
-                            }
-                        } else if p.method == CSeqMethod::Invite && p.branch() == ict.branch {
-                            let actions = ict.on_response(p.code, "").map_err(|e| fail(e.to_string()))?;
-                            if actions.iter().any(|a| matches!(a, TxAction::Deliver(_))) {
-                                tracing::debug!(code = p.code, "provisional");
-                                provisional = true;
-                            }
+                let status;
+                let parsed;
+                let view = match received {
+                    Received::Message(SipMessage::Request(request)) => {
+                        // Nothing but OPTIONS is expected before the answer.
+                        let code = if request.method == rsip::Method::Options { 200 } else { 481 };
+                        if request.method != rsip::Method::Ack {
+                            leg.reply(&SipMessage::Request(request), code, &dialog.local_tag, from).await;
                         }
-                        cancel_if_due(&mut cancel, want_cancel && provisional, &ict, leg).await;
                         continue;
                     }
-                };
-                match msg {
-                    SipMessage::Request(ref r) => {
-                        // Nothing but OPTIONS is expected before the answer.
-                        let code = if r.method == rsip::Method::Options { 200 } else { 481 };
-                        if r.method != rsip::Method::Ack {
-                            leg.reply(&msg, code, &dialog.local_tag, from).await;
-                        }
+                    Received::Message(msg) => {
+                        parsed = msg;
+                        let Some(view) = View::of_message(&parsed) else { continue };
+                        view
                     }
-                    SipMessage::Response(ref r) => {
-                        let code = r.status_code.code();
-                        let Ok((cseq, method)) = message::cseq(&msg) else { continue };
-                        let branch = message::top_branch(&msg);
-                        if method == "CANCEL" {
-                            if let Some(c) = cancel.as_mut() {
-                                c.on_response(code);
-                            }
-                            continue;
+                    Received::Status(s) => {
+                        status = s;
+                        View::of_status(&status)
+                    }
+                };
+                if view.method == CSeqMethod::Cancel {
+                    if let Some(c) = cancel.as_mut() {
+                        c.on_response(view.code);
+                    }
+                    continue;
+                }
+                if view.method != CSeqMethod::Invite {
+                    continue;
+                }
+                if view.branch != ict.branch {
+                    // A 2xx retransmission for an earlier INVITE of ours: ACK it again.
+                    if (200..300).contains(&view.code) && view.cseq < dialog.local_cseq {
+                        leg.send(&dialog.ack(view.cseq).render().map_err(|e| fail(e.to_string()))?).await;
+                    }
+                    continue;
+                }
+                let actions = ict.on_response(view.code, view.to).map_err(|e| fail(e.to_string()))?;
+                for action in actions {
+                    match action {
+                        TxAction::Send(b) => leg.send(&b).await,
+                        TxAction::TimedOut => {}
+                        TxAction::Deliver(code) if code < 200 => {
+                            tracing::debug!(code, "provisional");
+                            provisional = true;
                         }
-                        if method != "INVITE" {
-                            continue;
-                        }
-                        if branch.as_deref() != Some(ict.branch.as_str()) {
-                            // A 2xx retransmission for an earlier INVITE of ours: ACK it again.
-                            if (200..300).contains(&code) && cseq < dialog.local_cseq {
-                                leg.send(&dialog.ack(cseq).render().map_err(|e| fail(e.to_string()))?).await;
-                            }
-                            continue;
-                        }
-                        let to = message::header(&msg, "To").unwrap_or_default();
-                        let actions = ict.on_response(code, &to).map_err(|e| fail(e.to_string()))?;
-                        for action in actions {
-                            match action {
-                                TxAction::Send(b) => leg.send(&b).await,
-                                TxAction::TimedOut => {}
-                                TxAction::Deliver(code) if code < 200 => {
-                                    tracing::debug!(code, "provisional");
-                                    provisional = true;
+                        TxAction::Deliver(code) if code < 300 => {
+                            // 2xx are always parsed in full (View::of_status never sees them).
+                            let Some(msg @ SipMessage::Response(r)) = view.msg else { continue };
+                            dialog.establish(msg);
+                            leg.send(&dialog.ack(view.cseq).render().map_err(|e| fail(e.to_string()))?).await;
+                            if cancel.is_some() {
+                                // Answered as we cancelled: hang up right away.
+                                let (bye, branch) = dialog.request(rsip::Method::Bye);
+                                if let Ok(tx) = NonInviteTransaction::new(&bye, branch, leg.t1, Instant::now()) {
+                                    leg.send(&tx.wire()).await;
                                 }
-                                TxAction::Deliver(code) if code < 300 => {
-                                    dialog.establish(&msg);
-                                    leg.send(&dialog.ack(cseq).render().map_err(|e| fail(e.to_string()))?).await;
-                                    if cancel.is_some() {
-                                        // Answered as we cancelled: hang up right away.
-                                        let (bye, branch) = dialog.request(rsip::Method::Bye);
-                                        if let Ok(tx) = NonInviteTransaction::new(&bye, branch, leg.t1, Instant::now()) {
-                                            leg.send(&tx.wire()).await;
-                                        }
-                                        return Ok(Setup::Ended { outcome: Outcome::NoAnswer, code: Some(code), reason: "answered after ring timeout; hung up".into() });
+                                return Ok(Setup::Ended { outcome: Outcome::NoAnswer, code: Some(code), reason: "answered after ring timeout; hung up".into() });
+                            }
+                            let body = String::from_utf8_lossy(r.body());
+                            return match sdp::parse_answer(&body) {
+                                Ok(answer) => Ok(Setup::Answered { answer, code }),
+                                Err(e) => {
+                                    let (bye, branch) = dialog.request(rsip::Method::Bye);
+                                    if let Ok(tx) = NonInviteTransaction::new(&bye, branch, leg.t1, Instant::now()) {
+                                        leg.send(&tx.wire()).await;
                                     }
-                                    let body = String::from_utf8_lossy(r.body());
-                                    return match sdp::parse_answer(&body) {
-                                        Ok(answer) => Ok(Setup::Answered { answer, code }),
-                                        Err(e) => {
-                                            let (bye, branch) = dialog.request(rsip::Method::Bye);
-                                            if let Ok(tx) = NonInviteTransaction::new(&bye, branch, leg.t1, Instant::now()) {
-                                                leg.send(&tx.wire()).await;
-                                            }
-                                            Ok(Setup::Ended { outcome: Outcome::Failed, code: Some(code), reason: format!("answered without usable media: {e}") })
-                                        }
-                                    };
+                                    Ok(Setup::Ended { outcome: Outcome::Failed, code: Some(code), reason: format!("answered without usable media: {e}") })
                                 }
-                                TxAction::Deliver(code @ (401 | 407)) if !auth_tried && trunk.username.is_some() => {
-                                    auth_tried = true;
-                                    let header = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
-                                    let Some(challenge) = message::header(&msg, header).and_then(|v| auth::parse_challenge(&v)) else {
-                                        return Ok(Setup::Ended { outcome: Outcome::Failed, code: Some(code), reason: format!("{code} without a usable digest challenge") });
-                                    };
-                                    let mut next = ict.request().clone();
-                                    dialog.local_cseq += 1;
-                                    let branch = message::new_branch();
-                                    next.set_header("Via", format!("{};branch={branch};rport", dialog.via_base));
-                                    next.set_header("CSeq", format!("{} INVITE", dialog.local_cseq));
-                                    let value = auth::authorization(
-                                        &challenge,
-                                        trunk.username.as_deref().unwrap_or_default(),
-                                        trunk.password.as_deref().unwrap_or_default(),
-                                        "INVITE",
-                                        &next.uri,
-                                        &message::random_token(12),
-                                        1,
-                                    );
-                                    next.set_header(if code == 401 { "Authorization" } else { "Proxy-Authorization" }, value);
-                                    leg.sip.add_branch(&branch);
-                                    ict = InviteTransaction::new(next, branch, leg.t1, Instant::now()).map_err(|e| fail(e.to_string()))?;
-                                    leg.send(&ict.wire()).await;
-                                    tracing::info!(code, "answered digest challenge");
-                                }
-                                TxAction::Deliver(code) => {
-                                    if let Some(ack) = ict.ack_wire() {
-                                        leg.sip.linger(&ict.branch, ack, leg.peer);
-                                    }
-                                    let reason = format!("{} {}", code, r.status_code);
-                                    let outcome = if code == 487 && cancel.is_some() { Outcome::NoAnswer } else { outcome_for(code) };
-                                    let reason = if outcome == Outcome::NoAnswer && cancel.is_some() {
-                                        format!("no answer within {} ms; cancelled ({reason})", cfg.ring_timeout_ms)
-                                    } else {
-                                        reason
-                                    };
-                                    return Ok(Setup::Ended { outcome, code: Some(code), reason });
-                                }
+                            };
+                        }
+                        TxAction::Deliver(code @ (401 | 407)) if !auth_tried && trunk.username.is_some() => {
+                            auth_tried = true;
+                            let header = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
+                            let challenge = view
+                                .msg
+                                .and_then(|m| message::header_str(m, header))
+                                .and_then(auth::parse_challenge);
+                            let Some(challenge) = challenge else {
+                                return Ok(Setup::Ended { outcome: Outcome::Failed, code: Some(code), reason: format!("{code} without a usable digest challenge") });
+                            };
+                            let mut next = ict.request().clone();
+                            dialog.local_cseq += 1;
+                            let branch = message::new_branch();
+                            next.set_header("Via", format!("{};branch={branch};rport", dialog.via_base));
+                            next.set_header("CSeq", format!("{} INVITE", dialog.local_cseq));
+                            let value = auth::authorization(
+                                &challenge,
+                                trunk.username.as_deref().unwrap_or_default(),
+                                trunk.password.as_deref().unwrap_or_default(),
+                                "INVITE",
+                                &next.uri,
+                                &message::random_token(12),
+                                1,
+                            );
+                            next.set_header(if code == 401 { "Authorization" } else { "Proxy-Authorization" }, value);
+                            leg.sip.add_branch(&branch);
+                            ict = InviteTransaction::new(next, branch, leg.t1, Instant::now()).map_err(|e| fail(e.to_string()))?;
+                            leg.send(&ict.wire()).await;
+                            tracing::info!(code, "answered digest challenge");
+                        }
+                        TxAction::Deliver(code) => {
+                            if let Some(ack) = ict.ack_wire() {
+                                leg.sip.linger(&ict.branch, ack, leg.peer);
                             }
+                            let reason = view.reason();
+                            let outcome = if code == 487 && cancel.is_some() { Outcome::NoAnswer } else { outcome_for(code) };
+                            let reason = if outcome == Outcome::NoAnswer && cancel.is_some() {
+                                format!("no answer within {} ms; cancelled ({reason})", cfg.ring_timeout_ms)
+                            } else {
+                                reason
+                            };
+                            return Ok(Setup::Ended { outcome, code: Some(code), reason });
                         }
                     }
                 }
@@ -709,9 +758,9 @@ async fn hang_up(leg: &mut Leg, dialog: &mut Dialog) {
             (received, from) = leg.sip.recv() => {
                 let msg = match received {
                     Received::Message(msg) => msg,
-                    Received::Provisional(p) => {
-                        if p.branch() == branch {
-                            tx.on_response(p.code);
+                    Received::Status(st) => {
+                        if st.branch() == branch && st.method == CSeqMethod::Bye && tx.on_response(st.code).iter().any(|a| matches!(a, TxAction::Deliver(_))) {
+                            return;
                         }
                         continue;
                     }

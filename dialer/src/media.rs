@@ -1,6 +1,6 @@
 //! The RTP leg of an answered call: every 20 ms one task sends the next prompt packet (then
 //! silence) and drains what the callee sent since, reorders and decodes it, and hands both
-//! directions to the recorder in 100 ms batches.
+//! directions to the recorder in batches of a few packets.
 //!
 //! The socket is a plain non-blocking one read on the media clock rather than on readiness:
 //! one wake-up per packet interval per call, whatever the number of packets, and no I/O
@@ -23,8 +23,11 @@ use crate::rtp::{self, RtpPacket};
 
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME: usize = 160;
-/// Packet intervals per batch handed to the recorder (100 ms).
-const BATCH_TICKS: u32 = 5;
+/// Packet intervals per batch of our own audio handed to the recorder (100 ms).
+const BATCH_TICKS: u64 = 5;
+/// Packet intervals per batch of the callee's audio (40 ms): it already waited in the network
+/// and the jitter buffer, and the recorder writes out what is 300 ms old.
+const THEIR_BATCH_TICKS: u64 = 2;
 /// Datagrams read per interval at most (a flood must not starve the sender).
 const MAX_READS_PER_TICK: usize = 64;
 
@@ -212,8 +215,10 @@ async fn run(leg: MediaLeg) -> MediaStats {
 
         // What the callee sent since the last interval.
         drain(&socket, &mut buf, &mut incoming, &mut theirs, &mut out);
-        if sent.is_multiple_of(u64::from(BATCH_TICKS)) {
+        if sent.is_multiple_of(BATCH_TICKS) {
             out.extend(ours.take());
+        }
+        if sent.is_multiple_of(THEIR_BATCH_TICKS) {
             out.extend(theirs.take());
         }
         // Waiting here when storage is slow is fine: the Burst ticker catches up after.

@@ -15,17 +15,19 @@ async fn setup_rate_bench_completes_every_call_on_both_sides() {
         work_dir: tmp.path().to_path_buf(),
         calls: 500,
         concurrency: 50,
+        rounds: 1,
     })
     .await
     .unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     assert!(report.zero_failures, "{report:?}");
-    assert_eq!(report.sipp_uac.successful, 500);
-    assert_eq!(report.dialer.calls, 500);
-    assert_eq!(report.dialer.failures, 0);
-    assert!(report.sipp_uac.calls_per_sec > 0.0 && report.dialer.calls_per_sec > 0.0);
+    let round = &report.rounds[0];
+    assert_eq!(round.sipp_uac.successful, 500);
+    assert_eq!(round.dialer.calls, 500);
+    assert_eq!(round.dialer.failures, 0);
+    assert!(report.sipp_uac_calls_per_sec > 0.0 && report.dialer_calls_per_sec > 0.0);
     // No call needed a retransmission (T1 = 500 ms) on an idle loopback.
-    assert!(report.dialer.max_setup_ms < 500, "{:?}", report.dialer);
+    assert!(round.dialer.max_setup_ms < 500, "{:?}", round.dialer);
 }
 
 async fn concurrent_round(media: MediaSource) {

@@ -53,6 +53,9 @@ pub enum Cmd {
         /// Calls in progress at most, on both sides.
         #[arg(long, default_value_t = 200)]
         concurrency: usize,
+        /// SIPp-then-dialer rounds; the figures printed are their medians.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[arg(long, default_value = "sipp")]
         sipp: PathBuf,
         /// Scratch directory (default: bench/ under the data directory, removed afterwards).
@@ -121,6 +124,7 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
         Cmd::Dial {
             calls,
             concurrency,
+            rounds,
             sipp,
             work_dir,
         } => {
@@ -130,6 +134,7 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
                 work_dir: work_dir.clone(),
                 calls,
                 concurrency,
+                rounds,
             };
             let report = callqa_dialer::bench::dial_vs_sipp(&opts).await;
             if owned {
@@ -137,9 +142,10 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
             }
             let report = report.context("dial benchmark failed")?;
             eprintln!(
-                "setup rate: dialer {:.0} calls/s, SIPp UAC {:.0} calls/s ({:.0}%), zero failures: {}",
-                report.dialer.calls_per_sec,
-                report.sipp_uac.calls_per_sec,
+                "setup rate (median of {} rounds): dialer {:.0} calls/s, SIPp UAC {:.0} calls/s, ratio {:.0}%, zero failures: {}",
+                report.rounds.len(),
+                report.dialer_calls_per_sec,
+                report.sipp_uac_calls_per_sec,
                 report.ratio * 100.0,
                 report.zero_failures
             );

@@ -46,6 +46,8 @@ pub struct DialBenchOptions {
     pub calls: u64,
     /// Calls in progress at most, for SIPp's UAC (`-l`) and the dialer alike.
     pub concurrency: usize,
+    /// SIPp-then-dialer rounds; the figures are their medians (a shared machine is noisy).
+    pub rounds: usize,
 }
 
 /// SIPp's UAC against SIPp's UAS.
@@ -60,20 +62,30 @@ pub struct PeerRun {
     pub uas_ok: bool,
 }
 
-/// What `callqa bench dial` prints.
+/// One SIPp-then-dialer round.
 #[derive(Debug, Clone, Serialize)]
-pub struct DialBenchReport {
-    pub calls: u64,
-    pub concurrency: usize,
-    pub scenario: &'static str,
+pub struct DialRound {
     pub sipp_uac: PeerRun,
     pub dialer: SetupBench,
     /// The dialer's UAS said every call passed.
     pub dialer_uas_ok: bool,
     /// Dialer calls/s over SIPp UAC calls/s.
     pub ratio: f64,
-    /// Both sides completed every call with zero failures.
+}
+
+/// What `callqa bench dial` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct DialBenchReport {
+    pub calls: u64,
+    pub concurrency: usize,
+    pub scenario: &'static str,
+    /// Medians over the rounds.
+    pub sipp_uac_calls_per_sec: f64,
+    pub dialer_calls_per_sec: f64,
+    pub ratio: f64,
+    /// Every call of every round completed, on both sides, with zero failures.
     pub zero_failures: bool,
+    pub rounds: Vec<DialRound>,
 }
 
 /// The longest a benchmark side may take before SIPp is told to give up.
@@ -81,8 +93,45 @@ fn side_timeout(calls: u64) -> Duration {
     Duration::from_secs(60 + calls / 500)
 }
 
-/// Call-setup rate, in one run: SIPp UAC vs SIPp UAS, then the dialer vs the same UAS.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Call-setup rate, in one run: SIPp UAC vs SIPp UAS, then the dialer vs the same UAS, for
+/// `opts.rounds` rounds.
 pub async fn dial_vs_sipp(opts: &DialBenchOptions) -> Result<DialBenchReport, BenchError> {
+    let mut rounds = Vec::new();
+    for _ in 0..opts.rounds.max(1) {
+        let round = dial_round(opts).await?;
+        tracing::info!(
+            sipp = round.sipp_uac.calls_per_sec,
+            dialer = round.dialer.calls_per_sec,
+            ratio = round.ratio,
+            "dial bench round"
+        );
+        rounds.push(round);
+    }
+    Ok(DialBenchReport {
+        calls: opts.calls.max(1),
+        concurrency: opts.concurrency,
+        scenario: "INVITE (SDP offer) / 180 / 486 / ACK",
+        sipp_uac_calls_per_sec: median(rounds.iter().map(|r| r.sipp_uac.calls_per_sec).collect()),
+        dialer_calls_per_sec: median(rounds.iter().map(|r| r.dialer.calls_per_sec).collect()),
+        ratio: median(rounds.iter().map(|r| r.ratio).collect()),
+        zero_failures: rounds.iter().all(|r| {
+            r.sipp_uac.failed == 0 && r.sipp_uac.uas_ok && r.dialer.failures == 0 && r.dialer_uas_ok
+        }),
+        rounds,
+    })
+}
+
+/// One round: SIPp UAC vs SIPp UAS, then the dialer vs a fresh UAS of the same scenario.
+async fn dial_round(opts: &DialBenchOptions) -> Result<DialRound, BenchError> {
     let dir = &opts.work_dir;
     let uas_scn = sipp::write_scenario(dir, "uas_busy.xml", sipp::UAS_BUSY)?;
     let uac_scn = sipp::write_scenario(dir, "uac_busy.xml", sipp::UAC_BUSY)?;
@@ -165,22 +214,11 @@ pub async fn dial_vs_sipp(opts: &DialBenchOptions) -> Result<DialBenchReport, Be
     let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let dialer = setup_rate(cfg, &plan, store, dir.join("spool")).await?;
     let dialer_uas_ok = uas.wait(Duration::from_secs(40)).await.unwrap_or(false);
-    tracing::info!(
-        rate = dialer.calls_per_sec,
-        failures = dialer.failures,
-        "dialer done"
-    );
-    let zero_failures =
-        sipp_uac.failed == 0 && sipp_uac.uas_ok && dialer.failures == 0 && dialer_uas_ok;
-    Ok(DialBenchReport {
-        calls,
-        concurrency: opts.concurrency,
-        scenario: "INVITE (SDP offer) / 180 / 486 / ACK",
+    Ok(DialRound {
         ratio: dialer.calls_per_sec / sipp_uac.calls_per_sec.max(1e-9),
         sipp_uac,
         dialer,
         dialer_uas_ok,
-        zero_failures,
     })
 }
 

@@ -6,6 +6,8 @@
 pub struct Keys<'a> {
     /// The status code of a response; `None` for a request.
     pub status: Option<u16>,
+    /// The reason phrase of a response.
+    pub reason: &'a str,
     /// The method of a request (empty for a response).
     pub method: &'a str,
     /// The `branch` parameter of the first Via.
@@ -13,6 +15,8 @@ pub struct Keys<'a> {
     pub call_id: Option<&'a str>,
     /// CSeq number and method.
     pub cseq: Option<(u32, &'a str)>,
+    /// The To header's value.
+    pub to: Option<&'a str>,
 }
 
 impl Keys<'_> {
@@ -29,12 +33,13 @@ pub fn keys(data: &[u8]) -> Option<Keys<'_>> {
     let head = std::str::from_utf8(&data[..head_end]).ok()?;
     let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
     let start = lines.next()?;
-    let (status, method) = if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
-        let code: u16 = rest.split(' ').next()?.parse().ok()?;
+    let (status, reason, method) = if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let code: u16 = code.parse().ok()?;
         if !(100..700).contains(&code) {
             return None;
         }
-        (Some(code), "")
+        (Some(code), reason.trim(), "")
     } else {
         let mut parts = start.split(' ');
         let method = parts.next()?;
@@ -42,11 +47,12 @@ pub fn keys(data: &[u8]) -> Option<Keys<'_>> {
         if parts.next()? != "SIP/2.0" || method.is_empty() {
             return None;
         }
-        (None, method)
+        (None, "", method)
     };
     let mut branch = None;
     let mut call_id = None;
     let mut cseq = None;
+    let mut to = None;
     let mut seen_via = false;
     for line in lines {
         if line.starts_with([' ', '\t']) {
@@ -67,20 +73,26 @@ pub fn keys(data: &[u8]) -> Option<Keys<'_>> {
             && (name.eq_ignore_ascii_case("Call-ID") || name.eq_ignore_ascii_case("i"))
         {
             call_id = Some(value.trim());
+        } else if to.is_none()
+            && (name.eq_ignore_ascii_case("To") || name.eq_ignore_ascii_case("t"))
+        {
+            to = Some(value.trim());
         } else if cseq.is_none() && name.eq_ignore_ascii_case("CSeq") {
             let mut parts = value.split_whitespace();
             cseq = parts.next().and_then(|n| n.parse().ok()).zip(parts.next());
         }
-        if seen_via && call_id.is_some() && cseq.is_some() {
+        if seen_via && call_id.is_some() && cseq.is_some() && to.is_some() {
             break;
         }
     }
     Some(Keys {
         status,
+        reason,
         method,
         branch,
         call_id,
         cseq,
+        to,
     })
 }
 
@@ -97,9 +109,10 @@ mod tests {
         let long = b"SIP/2.0 486 Busy Here\r\n\
             Via: SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bKone;rport=4000, SIP/2.0/UDP p;branch=two\r\n\
             Via: SIP/2.0/UDP q;branch=three\r\n\
-            Call-ID: abc@host\r\nCSeq: 1 INVITE\r\n\r\n";
+            Call-ID: abc@host\r\nt: <sip:b@h>;tag=x\r\nCSeq: 1 INVITE\r\n\r\n";
         let k = keys(long).unwrap();
-        assert_eq!(k.status, Some(486));
+        assert_eq!((k.status, k.reason), (Some(486), "Busy Here"));
+        assert_eq!(k.to, Some("<sip:b@h>;tag=x"));
         assert_eq!(k.branch, Some("z9hG4bKone"));
         assert_eq!(k.call_id, Some("abc@host"));
         assert_eq!(k.cseq, Some((1, "INVITE")));

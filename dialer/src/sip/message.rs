@@ -136,15 +136,18 @@ pub fn require(msg: &SipMessage, name: &'static str) -> Result<String, SipError>
 
 /// A `;name=value` parameter of a header value (outside the `<...>` URI).
 pub fn param(value: &str, name: &str) -> Option<String> {
+    param_str(value, name).map(str::to_string)
+}
+
+/// [`param`], borrowed.
+pub fn param_str<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     let after_uri = match value.rfind('>') {
         Some(i) => &value[i + 1..],
         None => value,
     };
     after_uri.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_string())
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
 

@@ -272,7 +272,7 @@ fn route(
     }
 }
 
-/// The CSeq method of a provisional response, as far as calls care.
+/// The CSeq method of a response, as far as calls care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CSeqMethod {
     Invite,
@@ -281,44 +281,72 @@ pub enum CSeqMethod {
     Other,
 }
 
-/// A 1xx response, read without a full parse (most calls get one or two and need only this).
-#[derive(Debug, Clone)]
-pub struct Provisional {
-    pub code: u16,
-    pub method: CSeqMethod,
-    branch: Bytes,
+impl CSeqMethod {
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            m if m.eq_ignore_ascii_case("INVITE") => Self::Invite,
+            m if m.eq_ignore_ascii_case("CANCEL") => Self::Cancel,
+            m if m.eq_ignore_ascii_case("BYE") => Self::Bye,
+            _ => Self::Other,
+        }
+    }
 }
 
-impl Provisional {
-    /// Reads `data` as a provisional response, when it is one with a branch and a CSeq.
+/// A response read without a full parse: provisional ones and failures (except digest
+/// challenges), which is most of what calls get and all they need of those.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub code: u16,
+    pub cseq: u32,
+    pub method: CSeqMethod,
+    branch: Bytes,
+    to: Bytes,
+    reason: Bytes,
+}
+
+impl Status {
+    /// Reads `data` as such a response, when it is one with a branch, a CSeq and a To.
     fn read(data: &Bytes) -> Option<Self> {
         let keys = demux::keys(data)?;
-        let code = keys.status.filter(|c| (100..200).contains(c))?;
-        let branch = keys.branch?;
-        let (_, method) = keys.cseq?;
-        let method = match method {
-            m if m.eq_ignore_ascii_case("INVITE") => CSeqMethod::Invite,
-            m if m.eq_ignore_ascii_case("CANCEL") => CSeqMethod::Cancel,
-            m if m.eq_ignore_ascii_case("BYE") => CSeqMethod::Bye,
-            _ => CSeqMethod::Other,
-        };
+        let code = keys.status.filter(|c| {
+            (100..200).contains(c) || ((300..700).contains(c) && *c != 401 && *c != 407)
+        })?;
+        let (cseq, method) = keys.cseq?;
+        let part = |s: &str| data.slice_ref(s.as_bytes());
         Some(Self {
             code,
-            method,
-            branch: data.slice_ref(branch.as_bytes()),
+            cseq,
+            method: CSeqMethod::from_name(method),
+            branch: part(keys.branch?),
+            to: part(keys.to?),
+            reason: part(keys.reason),
         })
+    }
+
+    fn text(b: &Bytes) -> &str {
+        std::str::from_utf8(b).unwrap_or_default()
     }
 
     /// The top Via branch, naming the client transaction.
     pub fn branch(&self) -> &str {
-        std::str::from_utf8(&self.branch).unwrap_or_default()
+        Self::text(&self.branch)
+    }
+
+    /// The To header's value.
+    pub fn to(&self) -> &str {
+        Self::text(&self.to)
+    }
+
+    /// The reason phrase as the peer wrote it.
+    pub fn reason(&self) -> &str {
+        Self::text(&self.reason)
     }
 }
 
 /// What a call receives.
 #[derive(Debug)]
 pub enum Received {
-    Provisional(Provisional),
+    Status(Status),
     Message(SipMessage),
 }
 
@@ -379,8 +407,8 @@ impl CallLeg {
     pub async fn recv(&mut self) -> (Received, SocketAddr) {
         loop {
             let inbound = self.inbox.pop().await;
-            if let Some(p) = Provisional::read(&inbound.data) {
-                return (Received::Provisional(p), inbound.from);
+            if let Some(status) = Status::read(&inbound.data) {
+                return (Received::Status(status), inbound.from);
             }
             match message::parse(&inbound.data) {
                 Ok(msg) => return (Received::Message(msg), inbound.from),
@@ -439,13 +467,14 @@ mod tests {
         peer.send_to(response(180, "z9hG4bKa", "call-b").as_bytes(), ep.local)
             .await
             .unwrap();
-        let (Received::Provisional(p), _) = a.recv().await else {
-            panic!("a 180 is read as provisional")
+        let (Received::Status(p), _) = a.recv().await else {
+            panic!("a 180 is read without a full parse")
         };
         assert_eq!(
             (p.code, p.method, p.branch()),
             (180, CSeqMethod::Invite, "z9hG4bKa")
         );
+        assert_eq!((p.cseq, p.to(), p.reason()), (1, "<sip:b@h>;tag=2", "X"));
         // Unknown branch: the dialog gets it.
         peer.send_to(response(200, "z9hG4bKold", "call-b").as_bytes(), ep.local)
             .await
