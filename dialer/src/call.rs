@@ -22,7 +22,7 @@ use crate::compliance::{self, ComplianceContext, ComplianceLookup, Refusal};
 use crate::config::DialerConfig;
 use crate::error::DialerError;
 pub use crate::recording::RecordingInfo;
-use crate::recording::{Recorder, RecordingStore, RecordingWriter};
+use crate::recording::{CallMeta, Recorder, RecordingStore, RecordingWriter};
 use crate::rtp_sockets::RtpSocket;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{self, RequestSpec};
@@ -43,6 +43,8 @@ pub struct DialRequest {
     pub call_id: String,
     /// Object key of the stereo recording.
     pub recording_key: String,
+    /// The campaign the call belongs to, kept so crash recovery can book the call.
+    pub campaign: Option<String>,
 }
 
 /// How the call ended; serialises to the names in CONTRACTS.md.
@@ -244,6 +246,11 @@ async fn route_to(trunk: &crate::config::TrunkConfig) -> Result<(SocketAddr, IpA
     Ok((peer, ip))
 }
 
+/// RFC 3339 UTC with milliseconds, as call rows hold times.
+fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
@@ -355,12 +362,21 @@ async fn place(
     let answered = Instant::now();
     tracing::debug!(rtp = %answer.rtp, codec = ?answer.codec, "answered");
     let rtp = rtp.into_std().map_err(sock_err("RTP"))?;
-    let writer = RecordingWriter::create(
+    let meta = CallMeta {
+        campaign: req.campaign.clone(),
+        customer: req.number.clone(),
+        caller_id: Some(caller.clone()),
+        trunk: Some(req.trunk.clone()).filter(|t| !t.is_empty()),
+        started_at: rfc3339_ms(started_at),
+        answered_at: rfc3339_ms(answered_at),
+    };
+    let writer = RecordingWriter::create_live(
         store,
         &req.recording_key,
         &req.call_id,
         spool_dir,
         cfg.part_size,
+        meta,
     )
     .await?;
     let recorder = Recorder::start(writer, answered);

@@ -1,5 +1,6 @@
 //! A campaign as the operator writes it: TOML with inline contacts or a CSV contact list, the
-//! caller-ID pool, calling window, attempt caps, pacing mode and abandon-rate cap.
+//! caller-ID pool, calling window, attempt caps, pacing mode, abandon-rate cap and best-time
+//! scheduling.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +73,10 @@ pub struct Contact {
     /// Caller ID for this contact, overriding the pool's rotation.
     #[serde(default)]
     pub caller_id: Option<String>,
+    /// Audience label whose answer rates by hour `best_time` learns; without one the number's
+    /// class (`+86 mobile`, `+86 landline`, `+44`, ...) is its segment.
+    #[serde(default)]
+    pub segment: Option<String>,
 }
 
 /// The campaign file. Defaults are the documented ones.
@@ -117,9 +122,13 @@ pub struct CampaignConfig {
     /// Consent scope a marketing call needs.
     #[serde(default = "default_consent_scope")]
     pub consent_scope: String,
+    /// Dial each due contact in its best local hours: highest learned answer rate first, and
+    /// held back while a clearly better hour is still ahead today (see `best_time`).
+    #[serde(default)]
+    pub best_time: bool,
     #[serde(default)]
     pub contacts: Vec<Contact>,
-    /// CSV with columns `number[,name,timezone]`, relative to the campaign file.
+    /// CSV with columns `number[,name,timezone,segment]`, relative to the campaign file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contacts_csv: Option<PathBuf>,
 }
@@ -294,7 +303,8 @@ pub(crate) fn csv_reader<R: std::io::Read>(reader: R) -> csv::Reader<R> {
         .from_reader(reader)
 }
 
-/// Reads `number[,name,timezone]` rows; a header row whose first cell is `number` is skipped.
+/// Reads `number[,name,timezone,segment]` rows; a header row whose first cell is `number` is
+/// skipped.
 pub fn read_contacts_csv<R: std::io::Read>(
     reader: R,
     path: &Path,
@@ -317,6 +327,7 @@ pub fn read_contacts_csv<R: std::io::Read>(
             name: cell(1),
             timezone: cell(2),
             caller_id: None,
+            segment: cell(3),
         });
     }
     Ok(out)
@@ -347,7 +358,7 @@ contacts_csv = "contacts.csv"
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("contacts.csv"),
-            "number,name,timezone\n+12025550100,Ann,America/Los_Angeles\n13900139000\n\n",
+            "number,name,timezone,segment\n+12025550100,Ann,America/Los_Angeles,west\n13900139000\n\n",
         )
         .unwrap();
         let c = CampaignConfig::from_toml(TOML, dir.path()).unwrap();
@@ -362,8 +373,12 @@ contacts_csv = "contacts.csv"
             c.contacts[1].timezone.as_deref(),
             Some("America/Los_Angeles")
         );
+        assert_eq!(c.contacts[1].segment.as_deref(), Some("west"));
         assert_eq!(c.contacts[2].number, "13900139000");
         assert_eq!(c.contacts[2].name, None);
+        assert_eq!(c.contacts[2].segment, None);
+        assert_eq!(c.contacts[0].segment, None);
+        assert!(!c.best_time);
     }
 
     #[test]
@@ -380,6 +395,27 @@ contacts_csv = "contacts.csv"
         assert!(CampaignConfig::from_toml(&unknown, dir.path()).is_err());
         // The CSV is missing.
         assert!(CampaignConfig::from_toml(TOML, dir.path()).is_err());
+    }
+
+    #[test]
+    fn best_time_and_segments_are_optional_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = TOML
+            .replace("contacts_csv = \"contacts.csv\"", "best_time = true")
+            .replace("name = \"Li\"", "name = \"Li\", segment = \"retirees\"");
+        let c = CampaignConfig::from_toml(&text, dir.path()).unwrap();
+        assert!(c.best_time);
+        assert_eq!(c.contacts[0].segment.as_deref(), Some("retirees"));
+        // A config stored before these keys existed still reads.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("best_time");
+        old["contacts"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("segment");
+        let back: CampaignConfig = serde_json::from_value(old).unwrap();
+        assert!(!back.best_time);
+        assert_eq!(back.contacts[0].segment, None);
     }
 
     #[test]

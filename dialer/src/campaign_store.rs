@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+use crate::best_time::{AnswerModel, PastAttempt};
 use crate::campaign::{CampaignConfig, CampaignError};
 use crate::compliance::RefusalKind;
 use crate::number;
@@ -23,6 +24,7 @@ const SCHEMA: &[&str] = &[
         name TEXT,
         timezone TEXT,
         caller_id TEXT,
+        segment TEXT,
         position BIGINT NOT NULL,
         attempts BIGINT NOT NULL DEFAULT 0,
         last_attempt_at BIGINT,
@@ -94,6 +96,8 @@ pub struct ContactRow {
     pub name: Option<String>,
     pub timezone: Option<String>,
     pub caller_id: Option<String>,
+    /// The contact's `segment` label, if the campaign gave one.
+    pub segment: Option<String>,
     pub position: i64,
     pub attempts: i64,
     pub last_attempt_at: Option<i64>,
@@ -147,6 +151,14 @@ pub struct CampaignStatus {
     pub invalid_numbers: u64,
     /// What the last run measured (occupancy, answer rate, ...).
     pub stats: Option<serde_json::Value>,
+    /// The campaign's learned answer rate by the callee's local hour (index 0-23),
+    /// Beta-smoothed as `best_time` does; 0.5 everywhere before any dial.
+    #[serde(default)]
+    pub answer_rate_by_hour: Vec<f64>,
+    /// Dials placed by the callee's local hour (index 0-23): the evidence behind
+    /// `answer_rate_by_hour`.
+    #[serde(default)]
+    pub attempts_by_hour: Vec<u64>,
 }
 
 fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> CampaignError {
@@ -179,6 +191,7 @@ impl CampaignStore {
                 .await
                 .map_err(db("create campaign tables"))?;
         }
+        add_segment_column(&pool).await?;
         crate::consent::migrate(&pool).await?;
         Ok(Self { pool })
     }
@@ -215,8 +228,9 @@ impl CampaignStore {
                 number::normalize(&contact.number).unwrap_or_else(|_| contact.number.clone());
             let r = sqlx::query(
                 "INSERT INTO campaign_contacts
-                   (campaign, number, name, timezone, caller_id, position, attempts, next_at, done, invalid)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, 0, 0)
+                   (campaign, number, name, timezone, caller_id, segment, position, attempts,
+                    next_at, done, invalid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 0, 0)
                  ON CONFLICT (campaign, number) DO NOTHING",
             )
             .bind(&c.name)
@@ -224,6 +238,7 @@ impl CampaignStore {
             .bind(contact.name.clone())
             .bind(contact.timezone.clone())
             .bind(contact.caller_id.clone())
+            .bind(contact.segment.clone())
             .bind(i as i64)
             .bind(now_ms)
             .execute(&mut *tx)
@@ -301,7 +316,7 @@ impl CampaignStore {
     pub async fn open_contacts(&self, name: &str) -> Result<Vec<ContactRow>, CampaignError> {
         let rows = sqlx::query(
             "SELECT campaign, number, name, timezone, caller_id, position, attempts,
-                    last_attempt_at, last_outcome, next_at, done, invalid
+                    last_attempt_at, last_outcome, next_at, done, invalid, segment
              FROM campaign_contacts WHERE campaign = $1 AND done = 0 ORDER BY position",
         )
         .bind(name)
@@ -425,6 +440,33 @@ impl CampaignStore {
             .collect()
     }
 
+    /// Every placed dial of a campaign, oldest first, with its contact's zone and segment:
+    /// what `best_time` learns from.
+    pub async fn attempt_history(&self, campaign: &str) -> Result<Vec<PastAttempt>, CampaignError> {
+        let rows = sqlx::query(
+            "SELECT a.number, a.placed_at, a.outcome, c.timezone, c.segment
+             FROM dial_attempts a
+             LEFT JOIN campaign_contacts c ON c.campaign = a.campaign AND c.number = a.number
+             WHERE a.campaign = $1 ORDER BY a.placed_at",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read dial history"))?;
+        rows.iter()
+            .map(|r| {
+                let outcome: String = r.try_get(2).map_err(db("read dial history"))?;
+                Ok(PastAttempt {
+                    number: r.try_get(0).map_err(db("read dial history"))?,
+                    placed_at: r.try_get(1).map_err(db("read dial history"))?,
+                    answered: outcome == "answered",
+                    timezone: r.try_get(3).map_err(db("read dial history"))?,
+                    segment: r.try_get(4).map_err(db("read dial history"))?,
+                })
+            })
+            .collect()
+    }
+
     async fn count(&self, sql: &str, name: &str) -> Result<u64, CampaignError> {
         let row = sqlx::query(sql)
             .bind(name)
@@ -477,6 +519,7 @@ impl CampaignStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db("count refusals"))?;
+        let learned = AnswerModel::learn(&self.attempt_history(name).await?);
         let mut refused = RefusedCounts::default();
         for r in rows {
             let kind: String = r.try_get(0).map_err(db("count refusals"))?;
@@ -519,7 +562,36 @@ impl CampaignStore {
                 )
                 .await?,
             stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
+            answer_rate_by_hour: learned
+                .campaign_rates()
+                .iter()
+                .map(|r| (r * 10_000.0).round() / 10_000.0)
+                .collect(),
+            attempts_by_hour: learned.attempts_by_hour().to_vec(),
         })
+    }
+}
+
+/// Databases created before contacts had a segment get the column; a probe instead of
+/// `ADD COLUMN IF NOT EXISTS`, which SQLite lacks.
+async fn add_segment_column(pool: &AnyPool) -> Result<(), CampaignError> {
+    let probe = "SELECT segment FROM campaign_contacts WHERE 1 = 0";
+    if sqlx::query(probe).fetch_all(pool).await.is_ok() {
+        return Ok(());
+    }
+    let added = sqlx::query("ALTER TABLE campaign_contacts ADD COLUMN segment TEXT")
+        .execute(pool)
+        .await;
+    match added {
+        Ok(_) => Ok(()),
+        // Another process may have added it between the probe and the ALTER.
+        Err(e) => match sqlx::query(probe).fetch_all(pool).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(CampaignError::Db {
+                op: "add segment column to campaign_contacts",
+                source: e,
+            }),
+        },
     }
 }
 
@@ -539,5 +611,6 @@ fn contact_from_row(r: &AnyRow) -> Result<ContactRow, CampaignError> {
         next_at: get_i(9).map_err(db("read contact"))?,
         done: get_i(10).map_err(db("read contact"))? != 0,
         invalid: get_i(11).map_err(e)? != 0,
+        segment: r.try_get(12).map_err(db("read contact"))?,
     })
 }

@@ -31,6 +31,12 @@ pub enum DialerError {
         key: String,
         source: object_store::Error,
     },
+    #[error("booking call {call_id} (call row or transcription job): {source}")]
+    Booking {
+        call_id: String,
+        /// Boxed: the database error is large and this variant is rare.
+        source: Box<callqa_ingest::error::IngestError>,
+    },
     #[error("calling hours {value:?} must look like \"08:00-21:00\"")]
     CallingHours { value: String },
 }

@@ -3,6 +3,8 @@
 //! break the compliance rules.
 
 pub mod bench;
+pub mod best_time;
+pub mod booking;
 pub mod call;
 pub mod campaign;
 pub mod campaign_store;
@@ -24,6 +26,8 @@ pub mod runner;
 pub mod sip;
 pub mod wav;
 
+pub use best_time::{AnswerModel, HourlyRates, Level, PastAttempt};
+pub use booking::CallBook;
 pub use call::{
     dial, dial_checked, outcome_for, CallReport, DialRequest, Outcome, RecordingInfo, RtpStats,
 };
@@ -33,6 +37,6 @@ pub use compliance::{check, ComplianceContext, ComplianceLookup, Refusal, Refusa
 pub use config::{CallingHours, DialerConfig, TrunkConfig};
 pub use consent::{ConsentRecord, Consents};
 pub use error::DialerError;
-pub use recording::{drain_spool, RecordingStore};
+pub use recording::{drain_spool, recover_and_drain, recover_orphans, RecordingStore};
 pub use routing::{dial_routed, TrunkRouter};
 pub use runner::{RunOptions, RunSummary, Runner};

@@ -30,12 +30,21 @@ const ZONES: &[(&str, Tz)] = &[
 
 /// The callee's time zone from an E.164 number, if its country is in the table.
 pub fn time_zone(e164: &str) -> Option<Tz> {
+    zone_entry(e164).map(|(_, tz)| tz)
+}
+
+/// The country code (digits, no `+`) of an E.164 number, if its country is in the zone table.
+pub fn country_code(e164: &str) -> Option<&'static str> {
+    zone_entry(e164).map(|(cc, _)| cc)
+}
+
+fn zone_entry(e164: &str) -> Option<(&'static str, Tz)> {
     let digits = e164.strip_prefix('+')?;
     ZONES
         .iter()
         .filter(|(prefix, _)| digits.starts_with(prefix))
         .max_by_key(|(prefix, _)| prefix.len())
-        .map(|(_, tz)| *tz)
+        .copied()
 }
 
 #[cfg(test)]
@@ -62,5 +71,8 @@ mod tests {
         assert_eq!(time_zone("+85291234567"), Some(Tz::Asia__Hong_Kong));
         assert_eq!(time_zone("+12025550100"), Some(Tz::America__New_York));
         assert_eq!(time_zone("+999123456789"), None);
+        assert_eq!(country_code("+85291234567"), Some("852"));
+        assert_eq!(country_code("+8613800138000"), Some("86"));
+        assert_eq!(country_code("+999123456789"), None);
     }
 }

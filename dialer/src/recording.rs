@@ -27,7 +27,23 @@
 //! sent are not needed) stays with a JSON sidecar naming its key and any upload left half done;
 //! [`drain_spool`] uploads it whole once the store is back and aborts that upload. Keys are per
 //! call, so an upload repeated after a lost reply overwrites the same object.
+//!
+//! A dialer killed mid-call (`kill -9`, a crash, a reboot) loses no recording either. A call's
+//! recording starts with an in-progress marker, `<call_id>.live`, written atomically before the
+//! WAV: the owner (pid, the process's start time and the boot id, so a reused pid is not taken
+//! for the owner), the key, the call's campaign, number, caller ID, trunk and start, and the
+//! multipart upload id once there is one. The normal end removes it. [`recover_orphans`], run
+//! when a dialer or campaign runner starts and by [`recover_and_drain`] next to every drain,
+//! takes each marker whose owner is gone (never one of a running process): it rewrites the
+//! WAV's header with the sizes its length gives (a trailing half frame cut off), books the
+//! call's row as `spooled` with a note that the dialer stopped, and turns the marker into a
+//! spool entry naming the upload to abort. The booked drain then stores it and queues it once:
+//! only the process that moves the row from `spooled` to `queued` publishes the job. Every step
+//! is idempotent, so a rerun, or a crash during recovery, neither adds a row nor queues twice.
+//! An unreadable marker is logged and left in place with its WAV.
 
+mod live;
+mod recovery;
 mod spool;
 mod store;
 
@@ -46,11 +62,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use spool::{drain_spool, store_unreachable, SpoolEntry};
+pub use live::{CallMeta, LiveRecording, Liveness, Owner};
+pub use recovery::{recover_and_drain, recover_orphans, recovered_row, repair_wav, repaired_len};
+pub use spool::{drain_spool, drain_spool_booked, store_unreachable, RecoveredCall, SpoolEntry};
 pub use store::{RecordingStore, BUFFER_BUDGET};
 
 use crate::error::DialerError;
 use crate::wav;
+use live::LiveFile;
 use spool::write_sidecar;
 use store::{put_whole, read_range, upload_file, PartStore, StepError};
 
@@ -145,6 +164,7 @@ async fn stream_parts(
     local_path: PathBuf,
     part_size: u64,
     upload: Arc<Mutex<Option<MultipartId>>>,
+    live: Option<Arc<LiveFile>>,
     mut written: watch::Receiver<u64>,
 ) -> Streamed {
     let mut s = Streamed::default();
@@ -161,6 +181,9 @@ async fn stream_parts(
             None => match store.api.create_multipart(&location).await {
                 Ok(id) => {
                     set_upload(&upload, &id);
+                    if let Some(live) = &live {
+                        live.set_upload(&id).await;
+                    }
                     id
                 }
                 Err(e) => {
@@ -198,6 +221,16 @@ fn set_upload(upload: &Mutex<Option<MultipartId>>, id: &MultipartId) {
     }
 }
 
+/// Removes the in-progress marker at the normal end. A marker left behind is harmless: once
+/// this process is gone, recovery finds the recording stored or spooled and drops it.
+async fn remove_marker(live: Option<&LiveFile>, key: &str) {
+    if let Some(live) = live {
+        if let Err(e) = live.remove().await {
+            tracing::warn!(%key, error = %e, "in-progress marker not removed");
+        }
+    }
+}
+
 /// Writes one recording: the local copy at once, the store part by part or at hangup.
 pub struct RecordingWriter {
     store: RecordingStore,
@@ -213,6 +246,8 @@ pub struct RecordingWriter {
     streamer: Option<JoinHandle<Streamed>>,
     /// The multipart upload, once the part uploader or hangup has started one.
     upload: Arc<Mutex<Option<MultipartId>>>,
+    /// The in-progress marker, for a recording crash recovery must be able to finish.
+    live: Option<Arc<LiveFile>>,
 }
 
 impl RecordingWriter {
@@ -225,7 +260,30 @@ impl RecordingWriter {
         spool_dir: &FsPath,
         part_size: usize,
     ) -> Result<Self, DialerError> {
-        let store = store.into();
+        Self::start(store.into(), key, call_id, spool_dir, part_size, None).await
+    }
+
+    /// [`RecordingWriter::create`] with an in-progress marker carrying `call`, so that
+    /// [`recover_orphans`] can finish the recording if this process dies before hangup.
+    pub async fn create_live(
+        store: impl Into<RecordingStore>,
+        key: &str,
+        call_id: &str,
+        spool_dir: &FsPath,
+        part_size: usize,
+        call: CallMeta,
+    ) -> Result<Self, DialerError> {
+        Self::start(store.into(), key, call_id, spool_dir, part_size, Some(call)).await
+    }
+
+    async fn start(
+        store: RecordingStore,
+        key: &str,
+        call_id: &str,
+        spool_dir: &FsPath,
+        part_size: usize,
+        call: Option<CallMeta>,
+    ) -> Result<Self, DialerError> {
         let spool_err = |path: &FsPath, source| DialerError::Spool {
             path: path.to_path_buf(),
             source,
@@ -233,6 +291,13 @@ impl RecordingWriter {
         tokio::fs::create_dir_all(spool_dir)
             .await
             .map_err(|e| spool_err(spool_dir, e))?;
+        // The marker before the WAV: a WAV never exists without what recovers it.
+        let live = match call {
+            Some(call) => Some(Arc::new(
+                LiveFile::create(spool_dir, call_id, key, call).await?,
+            )),
+            None => None,
+        };
         let local_path = spool_dir.join(format!("{call_id}.wav"));
         let mut local = tokio::fs::File::create(&local_path)
             .await
@@ -254,6 +319,7 @@ impl RecordingWriter {
                     local_path.clone(),
                     part_size as u64,
                     upload.clone(),
+                    live.clone(),
                     rx,
                 ));
                 (Some(tx), Some(task))
@@ -272,6 +338,7 @@ impl RecordingWriter {
             written,
             streamer,
             upload,
+            live,
         })
     }
 
@@ -350,6 +417,7 @@ impl RecordingWriter {
             tokio::fs::remove_file(&self.local_path)
                 .await
                 .map_err(|e| spool_err(&self.local_path, e))?;
+            remove_marker(self.live.as_deref(), &self.key).await;
             return Ok(RecordingInfo {
                 key: self.key,
                 bytes: total,
@@ -363,8 +431,11 @@ impl RecordingWriter {
             bytes: total,
             // Aborted by the drain: now the store is most likely down.
             abandoned_upload: current_upload(&self.upload),
+            recovered: None,
         };
         write_sidecar(&self.spool_dir, &entry).await?;
+        // Only now: until the spool entry exists, the marker is what finds the recording.
+        remove_marker(self.live.as_deref(), &self.key).await;
         tracing::warn!(key = %self.key, path = %self.local_path.display(), "recording spooled for later upload");
         Ok(RecordingInfo {
             key: self.key,
@@ -419,6 +490,9 @@ impl RecordingWriter {
                     .await
                     .map_err(|e| format!("starting the multipart upload: {e}"))?;
                 set_upload(&self.upload, &id);
+                if let Some(live) = &self.live {
+                    live.set_upload(&id).await;
+                }
                 id
             }
         };

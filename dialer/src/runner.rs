@@ -1,6 +1,7 @@
-//! Runs a campaign in the foreground: paces dials, runs every compliance gate before each one,
-//! stores attempts and refusals, retries by the campaign's rules, and stores and queues the
-//! recording of every answered call. Stops when every contact is done or the state is paused.
+//! Runs a campaign in the foreground: paces dials (in best-time order when the campaign asks,
+//! see `best_time`), runs every compliance gate before each one, stores attempts and refusals,
+//! retries by the campaign's rules, and stores and queues the recording of every answered call.
+//! Stops when every contact is done or the state is paused.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::best_time::{self, AnswerModel, PastAttempt};
+use crate::booking::CallBook;
 use crate::call::{CallReport, DialRequest, Outcome};
 use crate::campaign::{CampaignConfig, CampaignError, CampaignKind};
 use crate::campaign_store::{AttemptRow, CampaignState, CampaignStore, ContactRow};
@@ -116,6 +119,7 @@ impl Runner {
         for w in cfg.check_against(&self.dialer)? {
             tracing::warn!(campaign = %name, "{w}");
         }
+        self.recover_orphans().await;
         let dcfg = Arc::new(cfg.dialer_config(&self.dialer));
         let hours = dcfg.calling_hours()?;
         let router = TrunkRouter::new(&dcfg.trunks);
@@ -140,6 +144,12 @@ impl Runner {
             window.push(at, abandoned);
         }
         let mut pacer = Pacer::new(cfg.mode, cfg.abandon_cap);
+        // Learned once from the stored dials, then fed each dial this run places.
+        let mut model = if cfg.best_time {
+            Some(AnswerModel::learn(&self.store.attempt_history(name).await?))
+        } else {
+            None
+        };
         let mut summary = RunSummary::default();
         let (tx, mut rx) = mpsc::channel::<Finished>(64);
         let mut in_flight = 0usize;
@@ -163,12 +173,30 @@ impl Runner {
                 let free = pool.free_by(now_ms + pacer.lookahead_ms());
                 let (answered, abandoned) = window.counts(now_ms);
                 let mut lines = pacer.to_dial(free, in_flight, answered, abandoned);
-                while lines > 0 {
-                    let Some(idx) = (0..contacts.len())
-                        .find(|&i| !busy[i] && !contacts[i].done && contacts[i].next_at <= now_ms)
-                    else {
+                let due: Vec<usize> = if lines == 0 {
+                    Vec::new()
+                } else {
+                    (0..contacts.len())
+                        .filter(|&i| !busy[i] && !contacts[i].done && contacts[i].next_at <= now_ms)
+                        .collect()
+                };
+                let order = match &model {
+                    Some(m) => best_time::dial_order(&contacts, &due, m, now),
+                    None => due,
+                };
+                for idx in order {
+                    if lines == 0 {
                         break;
-                    };
+                    }
+                    if let Some(at) = model
+                        .as_ref()
+                        .and_then(|m| best_time::defer_until(&contacts[idx], m, hours, now))
+                    {
+                        tracing::debug!(campaign = %name, number = %contacts[idx].number, until_ms = at, "held for a better hour");
+                        contacts[idx].next_at = at;
+                        self.store.update_contact(&contacts[idx]).await?;
+                        continue;
+                    }
                     let caller_id = contacts[idx]
                         .caller_id
                         .clone()
@@ -214,7 +242,7 @@ impl Runner {
                     in_flight -= 1;
                     busy[f.idx] = false;
                     if let Err(e) = self
-                        .finish(f, &cfg, &mut contacts, &mut pool, &mut window, &mut pacer, &mut summary)
+                        .finish(f, &cfg, &mut contacts, &mut pool, &mut window, &mut pacer, &mut summary, model.as_mut())
                         .await
                     {
                         tracing::error!(campaign = %name, error = %e, "stopping the campaign");
@@ -349,6 +377,7 @@ impl Runner {
             play: cfg.prompt.clone(),
             call_id: call_id.clone(),
             recording_key: recording_key(&call_id, now.date_naive(), "wav"),
+            campaign: Some(cfg.name.clone()),
         };
         let dcfg = dcfg.clone();
         let router = router.clone();
@@ -378,6 +407,7 @@ impl Runner {
         window: &mut AbandonWindow,
         pacer: &mut Pacer,
         summary: &mut RunSummary,
+        model: Option<&mut AnswerModel>,
     ) -> Result<(), CampaignError> {
         let now_ms = ms(Utc::now());
         let c = &mut contacts[f.idx];
@@ -440,6 +470,15 @@ impl Runner {
                 agent_wait_ms: wait,
             })
             .await?;
+        if let Some(m) = model {
+            m.observe(&PastAttempt {
+                number: report.number.clone(),
+                placed_at: f.placed_ms,
+                answered,
+                timezone: c.timezone.clone(),
+                segment: c.segment.clone(),
+            });
+        }
         c.attempts += 1;
         c.last_attempt_at = Some(f.placed_ms);
         c.last_outcome = Some(outcome_name(report.outcome).to_string());
@@ -465,7 +504,7 @@ impl Runner {
         let row = CallRow {
             call_id: r.call_id.clone(),
             status: if rec.spooled {
-                "spooled".into()
+                status::SPOOLED.into()
             } else {
                 status::QUEUED.into()
             },
@@ -488,6 +527,24 @@ impl Runner {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Books the recordings of calls whose dialer died mid-call (see
+    /// [`crate::recording::recover_orphans`]); workers upload them. A failure only delays them.
+    async fn recover_orphans(&self) {
+        let book = CallBook::new(self.db.clone(), self.queue.clone());
+        match crate::recording::recover_orphans(&self.options.spool_dir, &book).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(
+                    calls = ids.len(),
+                    "recovered recordings of calls cut off by a dialer crash"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "crash recovery of recordings failed; workers retry it")
+            }
+        }
     }
 
     async fn save_stats(

@@ -22,6 +22,7 @@ fn request(call_id: &str, play: std::path::PathBuf) -> DialRequest {
         play,
         call_id: call_id.into(),
         recording_key: format!("recordings/{call_id}.wav"),
+        campaign: None,
     }
 }
 

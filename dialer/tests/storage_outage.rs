@@ -100,6 +100,7 @@ fn request(i: usize, play: &Path) -> DialRequest {
         play: play.to_path_buf(),
         recording_key: format!("recordings/{call_id}.wav"),
         call_id,
+        campaign: None,
     }
 }
 

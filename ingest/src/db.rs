@@ -24,6 +24,8 @@ pub struct Db {
 
 /// Life of a call through the pipeline.
 pub mod status {
+    /// Recorded, waiting in the dialer's spool for the object store; queued once uploaded.
+    pub const SPOOLED: &str = "spooled";
     pub const QUEUED: &str = "queued";
     pub const TRANSCRIBED: &str = "transcribed";
     pub const SCORED: &str = "scored";
@@ -253,6 +255,22 @@ impl Db {
         Ok(())
     }
 
+    /// Moves a call from status `from` to `to` (error and other columns untouched); false when
+    /// it was not in `from`. Of processes racing on one call, exactly one sees true.
+    pub async fn transition(&self, call_id: &str, from: &str, to: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE calls SET status = $1, updated_at = $2 WHERE call_id = $3 AND status = $4",
+        )
+        .bind(to.to_string())
+        .bind(now_rfc3339())
+        .bind(call_id.to_string())
+        .bind(from.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| IngestError::db(format!("move {call_id} from {from} to {to}"), e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Marks a call transcribed and records where its transcript lives.
     pub async fn set_transcribed(
         &self,
@@ -339,5 +357,45 @@ mod tests {
     fn redacts_password() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[tokio::test]
+    async fn transition_moves_a_call_once_and_keeps_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseConfig::default(), dir.path())
+            .await
+            .unwrap();
+        let ts = now_rfc3339();
+        db.insert_call(&CallRow {
+            call_id: "c1".into(),
+            status: status::SPOOLED.into(),
+            started_at: ts.clone(),
+            recording_key: "recordings/c1.wav".into(),
+            error: Some("the dialer stopped".into()),
+            created_at: ts.clone(),
+            updated_at: ts,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert!(!db
+            .transition("c1", status::QUEUED, status::DONE)
+            .await
+            .unwrap());
+        assert!(db
+            .transition("c1", status::SPOOLED, status::QUEUED)
+            .await
+            .unwrap());
+        assert!(!db
+            .transition("c1", status::SPOOLED, status::QUEUED)
+            .await
+            .unwrap());
+        assert!(!db
+            .transition("nope", status::SPOOLED, status::QUEUED)
+            .await
+            .unwrap());
+        let row = db.get_call("c1").await.unwrap().unwrap();
+        assert_eq!(row.status, status::QUEUED);
+        assert_eq!(row.error.as_deref(), Some("the dialer stopped"));
     }
 }

@@ -27,7 +27,7 @@ pub enum Cmd {
     },
     /// Ask a running campaign (in any process) to stop dialling; calls in flight finish.
     Pause { name: String },
-    /// Placed, answered, abandoned calls and refusals by reason.
+    /// Placed, answered, abandoned calls, refusals by reason and answer rates by local hour.
     Status {
         name: String,
         #[arg(long)]
@@ -164,6 +164,20 @@ pub async fn run(cfg: Config, data_dir: &Path, c: Cmd) -> Result<i32> {
                 );
                 if let Some(occ) = s.stats.as_ref().and_then(|v| v["occupancy"].as_f64()) {
                     println!("agent occupancy {:.0}%", occ * 100.0);
+                }
+                let hourly: Vec<String> = s
+                    .attempts_by_hour
+                    .iter()
+                    .zip(&s.answer_rate_by_hour)
+                    .enumerate()
+                    .filter(|(_, (&n, _))| n > 0)
+                    .map(|(h, (n, r))| format!("{h:02}h {:.0}% ({n})", r * 100.0))
+                    .collect();
+                if !hourly.is_empty() {
+                    println!(
+                        "learned answer rate by local hour (dials): {}",
+                        hourly.join(", ")
+                    );
                 }
             }
             Ok(0)

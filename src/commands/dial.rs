@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::config::Config;
 use anyhow::{Context, Result};
-use callqa_dialer::{dial_checked, ComplianceLookup, DialRequest, Outcome};
+use callqa_dialer::{dial_checked, CallBook, ComplianceLookup, DialRequest, Outcome};
 use callqa_ingest::db::{now_rfc3339, status, CallRow};
 use callqa_ingest::queue::{Job, Stage};
 use callqa_ingest::storage::recording_key;
@@ -72,8 +72,14 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
         play: a.play.clone(),
         call_id: call_id.clone(),
         recording_key: recording_key(&call_id, now.date_naive(), "wav"),
+        campaign: a.campaign.clone(),
     };
     let spool = spool_dir(&app);
+    // Calls an earlier dialer left when it died: booked now, uploaded by the workers' drain.
+    let book = CallBook::new(app.db.clone(), app.queue.clone());
+    if let Err(e) = callqa_dialer::recover_orphans(&spool, &book).await {
+        tracing::warn!(error = %e, "crash recovery of recordings failed; workers retry it");
+    }
     let report = dial_checked(
         &app.cfg.dialer,
         req,
@@ -91,7 +97,7 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
             let row = CallRow {
                 call_id: call_id.clone(),
                 status: if rec.spooled {
-                    "spooled".into()
+                    status::SPOOLED.into()
                 } else {
                     status::QUEUED.into()
                 },
@@ -137,30 +143,19 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
     })
 }
 
-/// Uploads spooled recordings whose store is reachable again and queues them.
+/// Recovers recordings of dialers that died mid-call, uploads spooled recordings whose store
+/// is reachable again, and queues each such call once.
 pub async fn drain_spool(app: &App) -> Result<usize> {
     let spool = spool_dir(app);
     if !spool.is_dir() {
         return Ok(0);
     }
-    let uploaded = callqa_dialer::drain_spool(
+    let uploaded = callqa_dialer::recover_and_drain(
         callqa_dialer::RecordingStore::from_storage(&app.storage),
         &spool,
+        &CallBook::new(app.db.clone(), app.queue.clone()),
     )
     .await
     .context("draining the recording spool")?;
-    for key in &uploaded {
-        let Some(call_id) = Path::new(key).file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        if let Some(row) = app.db.get_call(call_id).await? {
-            if row.status == "spooled" {
-                app.db.set_status(call_id, status::QUEUED, None).await?;
-                app.queue
-                    .publish(&Job::new(call_id, Stage::Transcribe))
-                    .await?;
-            }
-        }
-    }
     Ok(uploaded.len())
 }

@@ -196,6 +196,7 @@ pub async fn concurrent_calls(opts: &CallsOptions) -> Result<CallsReport, BenchE
             play: prompt.clone(),
             call_id: format!("calls-{me}-{i}"),
             recording_key: format!("bench/calls/{i}.wav"),
+            campaign: None,
         };
         let (cfg, store, spool) = (cfg.clone(), store.clone(), spool.clone());
         // Calls start at random points of the 20 ms packet interval, as real ones do: a

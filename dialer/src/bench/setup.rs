@@ -78,6 +78,7 @@ pub async fn setup_rate(
                     play: plan.prompt.clone(),
                     call_id: format!("bench-{pid}-{i}"),
                     recording_key: format!("bench/{i}.wav"),
+                    campaign: None,
                 };
                 tally.add(dial(&cfg, req, store.clone(), &spool).await);
             }

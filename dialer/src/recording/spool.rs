@@ -7,7 +7,9 @@ use object_store::path::Path;
 use object_store::MultipartId;
 use serde::{Deserialize, Serialize};
 
+use super::live::CallMeta;
 use super::store::{upload_file, RecordingStore, StepError};
+use crate::booking::CallBook;
 use crate::error::DialerError;
 
 /// Sidecar written next to a spooled WAV.
@@ -19,6 +21,20 @@ pub struct SpoolEntry {
     /// A multipart upload the call left half done, aborted once the spooled file is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abandoned_upload: Option<MultipartId>,
+    /// Set when crash recovery made this entry: the call's dialer died mid-call, so nobody
+    /// else books its row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<RecoveredCall>,
+}
+
+/// What a recovered call's row is made of (see [`super::recovery`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveredCall {
+    pub call: CallMeta,
+    /// Length of the recovered audio.
+    pub duration_ms: u64,
+    /// Why the call has no regular end, kept as the row's error until transcription.
+    pub note: String,
 }
 
 /// Writes the sidecar atomically (temp file, then rename), so a concurrent drain never reads
@@ -28,7 +44,8 @@ pub(super) async fn write_sidecar(
     entry: &SpoolEntry,
 ) -> Result<(), DialerError> {
     let sidecar = spool_dir.join(format!("{}.json", entry.call_id));
-    let tmp = spool_dir.join(format!("{}.json.tmp", entry.call_id));
+    // Per process: two recoveries of one call may write at once.
+    let tmp = spool_dir.join(format!("{}.json.{}.tmp", entry.call_id, std::process::id()));
     let spool_err = |path: &FsPath, source| DialerError::Spool {
         path: path.to_path_buf(),
         source,
@@ -86,7 +103,25 @@ pub async fn drain_spool(
     store: impl Into<RecordingStore>,
     spool_dir: &FsPath,
 ) -> Result<Vec<String>, DialerError> {
-    let store = store.into();
+    drain(&store.into(), spool_dir, None).await
+}
+
+/// [`drain_spool`] that also books each uploaded call in `book` (row of a recovered call,
+/// transcription job) before its spool files go: a crash in between repeats the upload and the
+/// booking, and the booking queues a call once however often it runs.
+pub async fn drain_spool_booked(
+    store: impl Into<RecordingStore>,
+    spool_dir: &FsPath,
+    book: &CallBook,
+) -> Result<Vec<String>, DialerError> {
+    drain(&store.into(), spool_dir, Some(book)).await
+}
+
+async fn drain(
+    store: &RecordingStore,
+    spool_dir: &FsPath,
+    book: Option<&CallBook>,
+) -> Result<Vec<String>, DialerError> {
     let spool_err = |path: &FsPath, source| DialerError::Spool {
         path: path.to_path_buf(),
         source,
@@ -111,7 +146,7 @@ pub async fn drain_spool(
     sidecars.sort();
     let mut first_error: Option<DialerError> = None;
     for sidecar in sidecars {
-        match drain_one(&store, &sidecar).await {
+        match drain_one(store, &sidecar, book).await {
             Ok(Some(key)) => uploaded.push(key),
             Ok(None) => {}
             Err((e, unreachable)) => {
@@ -134,6 +169,7 @@ pub async fn drain_spool(
 async fn drain_one(
     store: &RecordingStore,
     sidecar: &FsPath,
+    book: Option<&CallBook>,
 ) -> Result<Option<String>, (DialerError, bool)> {
     let spool_err = |path: &FsPath, source| {
         (
@@ -158,10 +194,13 @@ async fn drain_one(
     let len = match tokio::fs::metadata(&wav_path).await {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // The recording went up (another drain) and only its sidecar is left.
-            remove_if_present(sidecar)
-                .await
-                .map_err(|e| spool_err(sidecar, e))?;
+            // The recording went up (another drain, or this one before its booking was done)
+            // and only its sidecar is left.
+            if book_entry(book, &spooled).await.map_err(|e| (e, false))? {
+                remove_if_present(sidecar)
+                    .await
+                    .map_err(|e| spool_err(sidecar, e))?;
+            }
             return Ok(None);
         }
         Err(e) => return Err(spool_err(&wav_path, e)),
@@ -185,19 +224,34 @@ async fn drain_one(
             tracing::debug!(key = %spooled.key, error = %e, "abandoned upload not aborted (maybe gone already)");
         }
     }
-    // The WAV first: a sidecar left alone is cleaned up by the next drain (above), while a
-    // WAV left alone would look like a recording still in progress.
+    let booked = book_entry(book, &spooled).await.map_err(|e| (e, false))?;
+    // The WAV first: a sidecar left alone is booked and cleaned up by the next drain (above).
     remove_if_present(&wav_path)
         .await
         .map_err(|e| spool_err(&wav_path, e))?;
-    remove_if_present(sidecar)
-        .await
-        .map_err(|e| spool_err(sidecar, e))?;
+    if booked {
+        remove_if_present(sidecar)
+            .await
+            .map_err(|e| spool_err(sidecar, e))?;
+    } else {
+        tracing::info!(key = %spooled.key, "recording stored; its call row is not there yet, booked by a later drain");
+    }
     tracing::info!(key = %spooled.key, "spooled recording uploaded");
     Ok(Some(spooled.key))
 }
 
-async fn remove_if_present(path: &FsPath) -> std::io::Result<()> {
+/// Books a stored recording's call; true when its sidecar may go (always without `book`).
+async fn book_entry(book: Option<&CallBook>, entry: &SpoolEntry) -> Result<bool, DialerError> {
+    let Some(book) = book else {
+        return Ok(true);
+    };
+    if let Some(row) = super::recovery::recovered_row(entry) {
+        book.ensure_row(&row).await?;
+    }
+    book.queue_stored(&entry.call_id).await
+}
+
+pub(super) async fn remove_if_present(path: &FsPath) -> std::io::Result<()> {
     match tokio::fs::remove_file(path).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
