@@ -61,7 +61,8 @@ pub struct TranscribeConfig {
     /// ggml model file. Default: `<data-dir>/models/ggml-base.bin`, then the
     /// `CALLQA_MODEL` environment variable's path.
     pub model: Option<PathBuf>,
-    /// Threads whisper uses per transcription.
+    /// Threads per transcription: that many whisper states decode the call's windows at
+    /// once, one thread each (the threads are split when there are fewer windows).
     pub threads: usize,
     /// `auto`, or a forced language code such as `zh` or `en`.
     pub language: String,
