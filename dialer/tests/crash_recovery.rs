@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use callqa_dialer::recording::{LiveRecording, SpoolEntry};
 use callqa_dialer::{
-    dial, g711, recover_and_drain, recover_orphans, wav, CallBook, DialRequest, RecordingStore,
+    dial, recover_and_drain, recover_orphans, wav, CallBook, DialRequest, RecordingStore,
 };
 use callqa_ingest::config::DatabaseConfig;
 use callqa_ingest::db::{status, Db};
@@ -148,18 +148,10 @@ async fn killed_dialer_mid_call_loses_no_recording() {
         "prompt",
         "Hello, this is callqa, calling about the appointment you booked for tomorrow morning.",
     );
-    let speech = speech_wav(
+    speech_pcap(
         tmp.path(),
-        "speech",
         "I want a refund, otherwise I will file a complaint. I have been waiting for weeks \
          and nobody has called me back about the second payment on my card.",
-    );
-    let speech_pcm = wav::parse(&std::fs::read(&speech).unwrap())
-        .unwrap()
-        .samples;
-    write_rtp_pcap(
-        &g711::Codec::Pcmu.encode(&speech_pcm),
-        &tmp.path().join("speech.pcap"),
     );
     let garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));
     let s3 = s3(

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callqa_dialer::{dial, g711, wav, DialRequest, Outcome};
+use callqa_dialer::{dial, wav, DialRequest, Outcome};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::ObjectStore;
@@ -35,14 +35,7 @@ fn store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
 async fn answered_call_records_prompt_and_customer_in_stereo() {
     let tmp = tempfile::tempdir().unwrap();
     let prompt = speech_wav(tmp.path(), "prompt", "Hello, this is callqa.");
-    let speech = speech_wav(tmp.path(), "speech", CUSTOMER_TEXT);
-    let speech_pcm = wav::parse(&std::fs::read(&speech).unwrap())
-        .unwrap()
-        .samples;
-    write_rtp_pcap(
-        &g711::Codec::Pcmu.encode(&speech_pcm),
-        &tmp.path().join("speech.pcap"),
-    );
+    let speech_pcm = speech_pcap(tmp.path(), CUSTOMER_TEXT);
     let prompt_len = wav::read_prompt(&prompt).unwrap().len();
     assert!(
         prompt_len + 8000 < speech_pcm.len(),

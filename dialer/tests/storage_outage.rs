@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callqa_dialer::recording::{RecordingWriter, SpoolEntry};
-use callqa_dialer::{dial, drain_spool, g711, wav, DialRequest, Outcome, RecordingStore};
+use callqa_dialer::{dial, drain_spool, wav, DialRequest, Outcome, RecordingStore};
 use callqa_tests::Garage;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
@@ -138,18 +138,10 @@ async fn killing_storage_mid_call_loses_no_recording() {
         "prompt",
         "Hello, this is callqa, calling about the appointment you booked for tomorrow morning.",
     );
-    let speech = speech_wav(
+    speech_pcap(
         tmp.path(),
-        "speech",
         "I want a refund, otherwise I will file a complaint. I have been waiting for weeks \
          and nobody has called me back about the second payment on my card.",
-    );
-    let speech_pcm = wav::parse(&std::fs::read(&speech).unwrap())
-        .unwrap()
-        .samples;
-    write_rtp_pcap(
-        &g711::Codec::Pcmu.encode(&speech_pcm),
-        &tmp.path().join("speech.pcap"),
     );
 
     let mut garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));

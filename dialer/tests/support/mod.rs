@@ -124,61 +124,23 @@ pub fn speech_wav(dir: &Path, name: &str, text: &str) -> PathBuf {
     out
 }
 
-/// Writes μ-law audio as a classic libpcap file (link type Ethernet) of IPv4/UDP/RTP packets,
-/// 160-byte payloads every 20 ms, the form SIPp's `play_pcap_audio` replays.
+/// Speaks `text` into `dir/speech.wav` and `dir/speech.pcap` (what the answering SIPp UAS
+/// plays); returns the 8 kHz samples.
+pub fn speech_pcap(dir: &Path, text: &str) -> Vec<i16> {
+    let speech = speech_wav(dir, "speech", text);
+    let pcm = callqa_dialer::wav::parse(&std::fs::read(&speech).unwrap())
+        .unwrap()
+        .samples;
+    write_rtp_pcap(
+        &callqa_dialer::g711::Codec::Pcmu.encode(&pcm),
+        &dir.join("speech.pcap"),
+    );
+    pcm
+}
+
+/// Writes μ-law audio as the pcap SIPp's `play_pcap_audio` replays (payload type 0).
 pub fn write_rtp_pcap(ulaw: &[u8], path: &Path) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    let src = [127, 0, 0, 1];
-    let dst = [127, 0, 0, 1];
-    for (i, chunk) in ulaw.chunks(160).enumerate() {
-        let mut payload = chunk.to_vec();
-        payload.resize(160, 0xFF);
-        let mut rtp = vec![0x80, if i == 0 { 0x80 } else { 0x00 }];
-        rtp.extend_from_slice(&(i as u16).to_be_bytes());
-        rtp.extend_from_slice(&((i as u32) * 160).to_be_bytes());
-        rtp.extend_from_slice(&0x5eed_5eedu32.to_be_bytes());
-        rtp.extend_from_slice(&payload);
-        let udp_len = 8 + rtp.len();
-        let mut udp = Vec::new();
-        udp.extend_from_slice(&6000u16.to_be_bytes());
-        udp.extend_from_slice(&6002u16.to_be_bytes());
-        udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        udp.extend_from_slice(&0u16.to_be_bytes()); // no UDP checksum (allowed on IPv4)
-        udp.extend_from_slice(&rtp);
-        let ip_len = 20 + udp.len();
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
-        ip.extend_from_slice(&(i as u16).to_be_bytes());
-        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]);
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let mut sum: u32 = ip
-            .chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum();
-        while sum > 0xFFFF {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        ip.extend_from_slice(&udp);
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&0x0800u16.to_be_bytes());
-        frame.extend_from_slice(&ip);
-        let usec = i as u64 * 20_000;
-        out.extend_from_slice(&((usec / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((usec % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    std::fs::write(path, out).unwrap();
+    callqa_dialer::bench::pcap::write_rtp_pcap(ulaw, 0, path).expect("writing the RTP pcap");
 }
 
 /// RMS of `samples`.
