@@ -3,7 +3,8 @@
 //! Sends the INVITE with our SDP offer through a trunk, answers digest challenges, CANCELs on
 //! ring timeout, maps final failures to outcomes, and on answer plays the prompt, records both
 //! directions and hangs up after the prompt plus a tail (or when the callee hangs up, or at the
-//! maximum duration).
+//! maximum duration). Agent campaigns bridge the answered call to an agent instead (see
+//! `agent_leg`), and play the prompt only when no agent answers within the grace.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,10 +15,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rsip::SipMessage;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
+use crate::agent_leg::{AgentOutcome, AgentSession};
+use crate::agents::AgentDesk;
 use crate::compliance::{self, ComplianceContext, ComplianceLookup, Refusal};
 use crate::config::DialerConfig;
 use crate::error::DialerError;
@@ -29,6 +32,7 @@ use crate::sip::message::{self, RequestSpec};
 use crate::sip::transaction::{InviteTransaction, NonInviteTransaction, TxAction};
 use crate::sip::transport::{self, CSeqMethod, CallLeg, Received, SipEndpoint, Status};
 use crate::sip::{auth, sdp};
+use crate::talk::{talk_phase, Bridging};
 use crate::{media, prompt};
 
 /// One test or campaign call.
@@ -93,6 +97,9 @@ pub struct CallReport {
     /// The trunk, not the callee, failed (5xx or no response): worth retrying on another trunk.
     #[serde(default)]
     pub trunk_failure: bool,
+    /// Agent campaigns: who took the answered call, or that it was abandoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentOutcome>,
 }
 
 impl CallReport {
@@ -114,6 +121,7 @@ impl CallReport {
             recording: None,
             rtp_stats: RtpStats::default(),
             trunk_failure: false,
+            agent: None,
         }
     }
 }
@@ -172,7 +180,7 @@ pub async fn dial_checked(
 const NO_RESPONSE: &str = "no response from the trunk (timer B)";
 
 /// How the INVITE transaction ended.
-enum Setup {
+pub(crate) enum Setup {
     Answered {
         answer: sdp::Answer,
         code: u16,
@@ -184,20 +192,21 @@ enum Setup {
     },
 }
 
-struct Leg {
-    sip: CallLeg,
-    peer: SocketAddr,
-    t1: Duration,
+/// One SIP leg of a call: its view of the shared endpoint and where its peer is.
+pub(crate) struct Leg {
+    pub(crate) sip: CallLeg,
+    pub(crate) peer: SocketAddr,
+    pub(crate) t1: Duration,
 }
 
 impl Leg {
-    async fn send(&self, data: &bytes::Bytes) {
+    pub(crate) async fn send(&self, data: &bytes::Bytes) {
         if let Err(e) = self.sip.send(data, self.peer).await {
             tracing::warn!(error = %e, "SIP send failed");
         }
     }
 
-    async fn reply(&self, request: &SipMessage, code: u16, tag: &str, to: SocketAddr) {
+    pub(crate) async fn reply(&self, request: &SipMessage, code: u16, tag: &str, to: SocketAddr) {
         match message::response_to(request, code, tag) {
             Ok(r) => {
                 if let Err(e) = self.sip.send(&r, to).await {
@@ -211,22 +220,28 @@ impl Leg {
 
 /// Where a trunk is and which local address reaches it; resolved once per trunk address.
 async fn route_to(trunk: &crate::config::TrunkConfig) -> Result<(SocketAddr, IpAddr), DialerError> {
+    route_to_address(&trunk.name, &trunk.address).await
+}
+
+/// Where the peer `name` at `address` (host:port) is and which local address reaches it;
+/// literal addresses are resolved once.
+pub(crate) async fn route_to_address(
+    name: &str,
+    address: &str,
+) -> Result<(SocketAddr, IpAddr), DialerError> {
     type Routes = HashMap<String, (SocketAddr, IpAddr)>;
     static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
     let routes = ROUTES.get_or_init(Default::default);
-    let cached = routes
-        .lock()
-        .ok()
-        .and_then(|r| r.get(&trunk.address).copied());
+    let cached = routes.lock().ok().and_then(|r| r.get(address).copied());
     if let Some(hit) = cached {
         return Ok(hit);
     }
     let addr_err = |source| DialerError::TrunkAddress {
-        trunk: trunk.name.clone(),
-        address: trunk.address.clone(),
+        trunk: name.to_string(),
+        address: address.to_string(),
         source,
     };
-    let peer = tokio::net::lookup_host(&trunk.address)
+    let peer = tokio::net::lookup_host(address)
         .await
         .map_err(addr_err)?
         .next()
@@ -238,9 +253,9 @@ async fn route_to(trunk: &crate::config::TrunkConfig) -> Result<(SocketAddr, IpA
             source,
         })?;
     // Names may move between DNS answers: only literal addresses are remembered.
-    if trunk.address.parse::<SocketAddr>().is_ok() {
+    if address.parse::<SocketAddr>().is_ok() {
         if let Ok(mut r) = routes.lock() {
-            r.insert(trunk.address.clone(), (peer, ip));
+            r.insert(address.to_string(), (peer, ip));
         }
     }
     Ok((peer, ip))
@@ -251,7 +266,7 @@ fn rfc3339_ms(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn far_future() -> Instant {
+pub(crate) fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
@@ -263,8 +278,31 @@ pub async fn dial(
     store: impl Into<RecordingStore>,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
+    traced(cfg, req, None, store.into(), spool_dir).await
+}
+
+/// Like [`dial`], but an answered call is bridged to a free agent of `desk` (see
+/// [`crate::agent_leg`]); with no agent answering within the abandon grace, the prompt plays.
+pub async fn dial_with_agents(
+    cfg: &DialerConfig,
+    req: DialRequest,
+    desk: &AgentDesk,
+    store: impl Into<RecordingStore>,
+    spool_dir: &Path,
+) -> Result<CallReport, DialerError> {
+    traced(cfg, req, Some(desk.clone()), store.into(), spool_dir).await
+}
+
+/// [`place`] in the call's tracing span.
+async fn traced(
+    cfg: &DialerConfig,
+    req: DialRequest,
+    desk: Option<AgentDesk>,
+    store: RecordingStore,
+    spool_dir: &Path,
+) -> Result<CallReport, DialerError> {
     let span = tracing::info_span!("call", call_id = %req.call_id, number = %req.number, trunk = %req.trunk);
-    place(cfg, req, store.into(), spool_dir)
+    place(cfg, req, desk, store, spool_dir)
         .instrument(span)
         .await
 }
@@ -272,6 +310,7 @@ pub async fn dial(
 async fn place(
     cfg: &DialerConfig,
     req: DialRequest,
+    desk: Option<AgentDesk>,
     store: RecordingStore,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
@@ -304,31 +343,20 @@ async fn place(
         format!("SIP/2.0/UDP {local}"),
     );
     let offer = sdp::offer(ip, rtp_port, rand::random::<u32>().into());
-    let invite = RequestSpec {
-        method: rsip::Method::Invite,
-        uri: target.clone(),
-        headers: vec![
-            (
-                "Via".into(),
-                format!("{};branch={branch};rport", dialog.via_base),
-            ),
-            ("Max-Forwards".into(), "70".into()),
-            ("From".into(), dialog.from_value()),
-            ("To".into(), dialog.to_value()),
-            ("Call-ID".into(), dialog.call_id.clone()),
-            ("CSeq".into(), format!("{} INVITE", dialog.local_cseq)),
-            ("Contact".into(), dialog.contact.clone()),
-            ("Allow".into(), "INVITE, ACK, CANCEL, BYE, OPTIONS".into()),
-            ("User-Agent".into(), "callqa-dialer".into()),
-            ("Content-Type".into(), "application/sdp".into()),
-        ],
-        body: offer.into_bytes(),
-    };
+    let invite = dialog.invite(&target, &branch, offer);
 
     let started_at = Utc::now();
     let started = Instant::now();
     tracing::debug!(%peer, "INVITE");
-    let setup = invite_phase(cfg, trunk, &mut leg, &mut dialog, invite).await?;
+    let ring = Ring {
+        timeout: cfg.ring_timeout(),
+        credentials: trunk
+            .username
+            .as_deref()
+            .map(|u| (u, trunk.password.as_deref().unwrap_or_default())),
+        stop: None,
+    };
+    let setup = invite_phase(&mut leg, &mut dialog, invite, ring).await?;
     let setup_ms = started.elapsed().as_millis() as u64;
     let (answer, code) = match setup {
         Setup::Ended {
@@ -353,6 +381,7 @@ async fn place(
                 recording: None,
                 rtp_stats: RtpStats::default(),
                 trunk_failure,
+                agent: None,
             });
         }
         Setup::Answered { answer, code } => (answer, code),
@@ -382,6 +411,14 @@ async fn place(
     let recorder = Recorder::start(writer, answered);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = oneshot::channel();
+    let (mut bridging, control) = match desk {
+        Some(desk) => {
+            let (control, rx) = mpsc::channel(4);
+            let session = AgentSession::start(desk, &req.call_id, &req.number, leg.t1, answered);
+            (Some(Bridging { session, control }), Some(rx))
+        }
+        None => (None, None),
+    };
     let media = media::spawn(media::MediaLeg {
         socket: rtp,
         remote: answer.rtp,
@@ -392,13 +429,35 @@ async fn place(
         record: recorder.sender(),
         prompt_done: done_tx,
         stop: stop_rx,
+        control,
     });
-    let reason = talk_phase(cfg, &mut leg, &mut dialog, done_rx, answered).await;
+    let reason = talk_phase(
+        cfg,
+        &mut leg,
+        &mut dialog,
+        done_rx,
+        answered,
+        bridging.as_mut(),
+    )
+    .await;
     let _ = stop_tx.send(true);
+    let agent = match bridging {
+        Some(b) => Some(b.session.finish().await),
+        None => None,
+    };
     let media::MediaStats {
         packets_sent,
         jitter,
+        agent_jitter,
     } = media.await.unwrap_or_default();
+    if let Some(j) = agent_jitter {
+        tracing::debug!(
+            received = j.received,
+            lost = j.lost,
+            late = j.late,
+            "agent RTP"
+        );
+    }
     let ended_at = Utc::now();
     let duration_ms = answered.elapsed().as_millis() as u64;
     let (recording, late_samples) = recorder.finish().await?;
@@ -426,6 +485,7 @@ async fn place(
             late_samples,
         },
         trunk_failure: false,
+        agent,
     })
 }
 
@@ -484,13 +544,34 @@ impl<'a> View<'a> {
     }
 }
 
+/// How long an INVITE may ring and how a challenge is answered.
+pub(crate) struct Ring<'a> {
+    /// Then CANCEL (RFC 3261 §9.1: once a provisional response came).
+    pub(crate) timeout: Duration,
+    /// Digest username and password, when the peer may challenge.
+    pub(crate) credentials: Option<(&'a str, &'a str)>,
+    /// Cancels the INVITE early when it turns true (the agent leg's caller gave up).
+    pub(crate) stop: Option<watch::Receiver<bool>>,
+}
+
+/// Waits for `stop` to turn true; never, without one.
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            if rx.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the INVITE client transaction to its end.
-async fn invite_phase(
-    cfg: &DialerConfig,
-    trunk: &crate::config::TrunkConfig,
+pub(crate) async fn invite_phase(
     leg: &mut Leg,
     dialog: &mut Dialog,
     invite: RequestSpec,
+    mut ring: Ring<'_>,
 ) -> Result<Setup, DialerError> {
     let fail = |reason: String| DialerError::Socket {
         what: "SIP message",
@@ -501,7 +582,7 @@ async fn invite_phase(
     let mut ict = InviteTransaction::new(invite, branch, leg.t1, Instant::now())
         .map_err(|e| fail(e.to_string()))?;
     leg.send(&ict.wire()).await;
-    let mut ring_deadline = Instant::now() + cfg.ring_timeout();
+    let mut ring_deadline = Instant::now() + ring.timeout;
     let mut provisional = false;
     let mut want_cancel = false;
     let mut cancel: Option<NonInviteTransaction> = None;
@@ -519,6 +600,10 @@ async fn invite_phase(
         .min()
         .unwrap_or_else(far_future);
         tokio::select! {
+            _ = stopped(&mut ring.stop) => {
+                ring.stop = None;
+                ring_deadline = ring_deadline.min(Instant::now());
+            }
             _ = sleep_until(next) => {
                 let now = Instant::now();
                 for action in ict.on_timer(now) {
@@ -619,7 +704,7 @@ async fn invite_phase(
                                 }
                             };
                         }
-                        TxAction::Deliver(code @ (401 | 407)) if !auth_tried && trunk.username.is_some() => {
+                        TxAction::Deliver(code @ (401 | 407)) if !auth_tried && ring.credentials.is_some() => {
                             auth_tried = true;
                             let header = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
                             let challenge = view
@@ -634,10 +719,11 @@ async fn invite_phase(
                             let branch = message::new_branch();
                             next.set_header("Via", format!("{};branch={branch};rport", dialog.via_base));
                             next.set_header("CSeq", format!("{} INVITE", dialog.local_cseq));
+                            let (username, password) = ring.credentials.unwrap_or_default();
                             let value = auth::authorization(
                                 &challenge,
-                                trunk.username.as_deref().unwrap_or_default(),
-                                trunk.password.as_deref().unwrap_or_default(),
+                                username,
+                                password,
                                 "INVITE",
                                 &next.uri,
                                 &message::random_token(12),
@@ -656,7 +742,7 @@ async fn invite_phase(
                             let reason = view.reason();
                             let outcome = if code == 487 && cancel.is_some() { Outcome::NoAnswer } else { outcome_for(code) };
                             let reason = if outcome == Outcome::NoAnswer && cancel.is_some() {
-                                format!("no answer within {} ms; cancelled ({reason})", cfg.ring_timeout_ms)
+                                format!("no answer within {} ms; cancelled ({reason})", ring.timeout.as_millis())
                             } else {
                                 reason
                             };
@@ -688,115 +774,6 @@ async fn cancel_if_due(
             *cancel = Some(tx);
         }
         Err(e) => tracing::warn!(error = %e, "cannot build CANCEL"),
-    }
-}
-
-/// The answered call until hangup; returns why it ended.
-async fn talk_phase(
-    cfg: &DialerConfig,
-    leg: &mut Leg,
-    dialog: &mut Dialog,
-    mut prompt_done: oneshot::Receiver<Instant>,
-    answered: Instant,
-) -> String {
-    let max_end = answered + Duration::from_millis(cfg.max_duration_ms);
-    let mut hangup_at = max_end;
-    let mut prompt_pending = true;
-    let mut reason = format!("maximum call duration {} ms reached", cfg.max_duration_ms);
-    loop {
-        tokio::select! {
-            done = &mut prompt_done, if prompt_pending => {
-                prompt_pending = false;
-                if let Ok(at) = done {
-                    hangup_at = (at + Duration::from_millis(cfg.tail_ms)).min(max_end);
-                    if hangup_at < max_end {
-                        reason = "prompt played; hung up after the tail".to_string();
-                    }
-                }
-            }
-            _ = sleep_until(hangup_at) => break,
-            (received, from) = leg.sip.recv() => {
-                let Received::Message(msg) = received else { continue };
-                match &msg {
-                    SipMessage::Request(r) if r.method == rsip::Method::Bye => {
-                        leg.reply(&msg, if dialog.matches(&msg) { 200 } else { 481 }, &dialog.local_tag, from).await;
-                        if dialog.matches(&msg) {
-                            return "callee hung up".to_string();
-                        }
-                    }
-                    SipMessage::Request(r) if r.method == rsip::Method::Ack => {}
-                    SipMessage::Request(r) => {
-                        let code = if r.method == rsip::Method::Options { 200 } else { 501 };
-                        leg.reply(&msg, code, &dialog.local_tag, from).await;
-                    }
-                    SipMessage::Response(r) => {
-                        // The 200 to our INVITE again: our ACK was lost.
-                        if let Ok((cseq, method)) = message::cseq(&msg) {
-                            if method == "INVITE" && (200..300).contains(&r.status_code.code()) {
-                                if let Ok(ack) = dialog.ack(cseq).render() {
-                                    leg.send(&ack).await;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    hang_up(leg, dialog).await;
-    reason
-}
-
-/// Sends BYE and waits for its final response (or timer F), answering a crossing BYE.
-async fn hang_up(leg: &mut Leg, dialog: &mut Dialog) {
-    let (bye, branch) = dialog.request(rsip::Method::Bye);
-    leg.sip.add_branch(&branch);
-    let Ok(mut tx) = NonInviteTransaction::new(&bye, branch.clone(), leg.t1, Instant::now()) else {
-        tracing::warn!("cannot build BYE");
-        return;
-    };
-    leg.send(&tx.wire()).await;
-    loop {
-        let Some(next) = tx.next_timer() else { return };
-        tokio::select! {
-            _ = sleep_until(next) => {
-                for action in tx.on_timer(Instant::now()) {
-                    match action {
-                        TxAction::Send(b) => leg.send(&b).await,
-                        TxAction::TimedOut => {
-                            tracing::warn!("no answer to BYE (timer F)");
-                            return;
-                        }
-                        TxAction::Deliver(_) => {}
-                    }
-                }
-            }
-            (received, from) = leg.sip.recv() => {
-                let msg = match received {
-                    Received::Message(msg) => msg,
-                    Received::Status(st) => {
-                        if st.branch() == branch && st.method == CSeqMethod::Bye && tx.on_response(st.code).iter().any(|a| matches!(a, TxAction::Deliver(_))) {
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                let finished = match &msg {
-                    SipMessage::Response(r) if message::top_branch(&msg).as_deref() == Some(branch.as_str()) => tx
-                        .on_response(r.status_code.code())
-                        .iter()
-                        .any(|a| matches!(a, TxAction::Deliver(_))),
-                    SipMessage::Request(r) if r.method == rsip::Method::Bye => {
-                        leg.reply(&msg, 200, &dialog.local_tag, from).await;
-                        false
-                    }
-                    _ => false,
-                };
-                if finished {
-                    return;
-                }
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agents::{AgentAuth, AgentEndpoint};
 use crate::config::{CallingHours, DialerConfig};
 use crate::error::DialerError;
 
@@ -107,9 +108,17 @@ pub struct CampaignConfig {
     pub retry_spacing_min: f64,
     /// WAV played to answered calls (and the abandonment message to abandoned ones).
     pub prompt: PathBuf,
-    /// Simulated agents.
+    /// Simulated agents (ignored when `agent_endpoints` names real ones).
     #[serde(default = "default_agents")]
     pub agents: u32,
+    /// Real agents' SIP endpoints (`"sip:agent1@10.0.0.5:5060"`): each answered call is bridged
+    /// to a free one, or abandoned with the prompt when none answers within the 2-second
+    /// grace. Empty: agents are simulated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_endpoints: Vec<String>,
+    /// Digest credentials answered when an agent endpoint challenges our INVITE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_auth: Option<AgentAuth>,
     /// Simulated agent handle time per answered call; 0 means the call's own length.
     #[serde(default)]
     pub talk_time_ms: u64,
@@ -229,6 +238,15 @@ impl CampaignConfig {
         if self.agents == 0 {
             return Err(bad("agents must be at least 1".into()));
         }
+        let endpoints = self.agent_endpoints().map_err(bad)?;
+        for (i, e) in endpoints.iter().enumerate() {
+            if endpoints[..i].iter().any(|o| o.name == e.name) {
+                return Err(bad(format!(
+                    "agent endpoints name agent {:?} twice: names must be unique",
+                    e.name
+                )));
+            }
+        }
         for c in &self.contacts {
             if let Some(tz) = &c.timezone {
                 tz.parse::<chrono_tz::Tz>()
@@ -250,6 +268,23 @@ impl CampaignConfig {
             .filter(|c| !dialer.caller_ids.contains(c))
             .map(|c| format!("caller ID {c} is not registered in [dialer] caller_ids"))
             .collect())
+    }
+
+    /// The real agents' endpoints, parsed (empty when agents are simulated).
+    pub fn agent_endpoints(&self) -> Result<Vec<AgentEndpoint>, String> {
+        self.agent_endpoints
+            .iter()
+            .map(|u| AgentEndpoint::parse(u))
+            .collect()
+    }
+
+    /// The number of agents: the endpoints when there are any, else the simulated `agents`.
+    pub fn agent_count(&self) -> u32 {
+        if self.agent_endpoints.is_empty() {
+            self.agents
+        } else {
+            self.agent_endpoints.len() as u32
+        }
     }
 
     /// The rolling window of the abandon rate.
@@ -416,6 +451,36 @@ contacts_csv = "contacts.csv"
         let back: CampaignConfig = serde_json::from_value(old).unwrap();
         assert!(!back.best_time);
         assert_eq!(back.contacts[0].segment, None);
+    }
+
+    #[test]
+    fn agent_endpoints_are_validated_and_set_the_agent_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_csv = TOML.replace("contacts_csv = \"contacts.csv\"", "");
+        let c = CampaignConfig::from_toml(&no_csv, dir.path()).unwrap();
+        assert!(c.agent_endpoints.is_empty());
+        assert_eq!(c.agent_count(), 4);
+        let real = no_csv.replace(
+            "agents = 4",
+            "agents = 4\nagent_endpoints = [\"sip:agent1@127.0.0.1:5090\", \"sip:agent2@127.0.0.1:5092\"]\nagent_auth = { username = \"dialer\", password = \"pw\" }",
+        );
+        let c = CampaignConfig::from_toml(&real, dir.path()).unwrap();
+        assert_eq!(c.agent_count(), 2);
+        let eps = c.agent_endpoints().unwrap();
+        assert_eq!(
+            (eps[1].name.as_str(), eps[1].address.as_str()),
+            ("agent2", "127.0.0.1:5092")
+        );
+        assert_eq!(c.agent_auth.as_ref().unwrap().username, "dialer");
+        // Stored configs round-trip through JSON.
+        let back: CampaignConfig =
+            serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let bad_uri = real.replace("sip:agent2@", "agent2@");
+        let err = CampaignConfig::from_toml(&bad_uri, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("must start with sip:"), "{err}");
+        let twice = real.replace("sip:agent2@", "sip:agent1@");
+        assert!(CampaignConfig::from_toml(&twice, dir.path()).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The RTP leg of an answered call: every 20 ms one task sends the next prompt packet (then
 //! silence) and drains what the callee sent since, reorders and decodes it, and hands both
-//! directions to the recorder in batches of a few packets.
+//! directions to the recorder in batches of a few packets. Bridged to an agent (see `bridge`),
+//! the same task also owns the agent's socket and relays each side's audio to the other.
 //!
 //! The socket is a plain non-blocking one read on the media clock rather than on readiness:
 //! one wake-up per packet interval per call, whatever the number of packets, and no I/O
@@ -16,6 +17,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::agent_leg::AgentMedia;
+use crate::bridge::{AgentSide, Playout};
 use crate::g711::{self, Codec};
 use crate::jitter::{JitterBuffer, JitterStats};
 use crate::recording::{RecordCmd, SAMPLE_RATE};
@@ -24,18 +27,29 @@ use crate::rtp::{self, RtpPacket};
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME: usize = 160;
 /// Packet intervals per batch of our own audio handed to the recorder (100 ms).
-const BATCH_TICKS: u64 = 5;
+pub(crate) const BATCH_TICKS: u64 = 5;
 /// Packet intervals per batch of the callee's audio (40 ms): it already waited in the network
 /// and the jitter buffer, and the recorder writes out what is 300 ms old.
-const THEIR_BATCH_TICKS: u64 = 2;
+pub(crate) const THEIR_BATCH_TICKS: u64 = 2;
 /// Datagrams read per interval at most (a flood must not starve the sender).
 const MAX_READS_PER_TICK: usize = 64;
+
+/// What an agent campaign's call tells its media task.
+#[derive(Debug)]
+pub enum MediaCmd {
+    /// Start the prompt now (the call was abandoned).
+    Play,
+    /// Bridge the customer to this agent.
+    Bridge(AgentMedia),
+}
 
 /// What the media task counted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MediaStats {
     pub packets_sent: u64,
     pub jitter: JitterStats,
+    /// The bridged agent's side, when there was one.
+    pub agent_jitter: Option<JitterStats>,
 }
 
 /// Everything the media task needs.
@@ -52,17 +66,20 @@ pub struct MediaLeg {
     /// Fires when the last prompt packet left.
     pub prompt_done: oneshot::Sender<Instant>,
     pub stop: watch::Receiver<bool>,
+    /// Agent campaigns: the prompt waits for [`MediaCmd::Play`] (silence until then), and
+    /// [`MediaCmd::Bridge`] connects the agent. Without it the prompt starts at once.
+    pub control: Option<mpsc::Receiver<MediaCmd>>,
 }
 
 /// Consecutive samples of one channel waiting to go to the recorder.
-struct Batch {
+pub(crate) struct Batch {
     channel: usize,
     pos: u64,
     samples: Vec<i16>,
 }
 
 impl Batch {
-    fn new(channel: usize) -> Self {
+    pub(crate) fn new(channel: usize) -> Self {
         Self {
             channel,
             pos: 0,
@@ -71,7 +88,7 @@ impl Batch {
     }
 
     /// Appends `samples` at `pos`; returns the batch so far if `pos` does not continue it.
-    fn push(&mut self, pos: u64, samples: &[i16]) -> Option<RecordCmd> {
+    pub(crate) fn push(&mut self, pos: u64, samples: &[i16]) -> Option<RecordCmd> {
         let end = self.pos + self.samples.len() as u64;
         let flushed = if !self.samples.is_empty() && pos != end {
             self.take()
@@ -86,7 +103,7 @@ impl Batch {
         flushed
     }
 
-    fn take(&mut self) -> Option<RecordCmd> {
+    pub(crate) fn take(&mut self) -> Option<RecordCmd> {
         if self.samples.is_empty() {
             return None;
         }
@@ -98,10 +115,10 @@ impl Batch {
     }
 }
 
-/// The callee's side: reordering, and placement by RTP timestamp relative to the arrival of
-/// its first packet after `answered`.
-struct Incoming {
-    jitter: JitterBuffer,
+/// One far end's audio (the callee's, or a bridged agent's): reordering, and placement by RTP
+/// timestamp relative to the arrival of its first packet after `answered`.
+pub(crate) struct Incoming {
+    pub(crate) jitter: JitterBuffer,
     depth: usize,
     /// (ssrc, first timestamp, frame the first packet was placed at)
     origin: Option<(u32, u32, u64)>,
@@ -109,12 +126,21 @@ struct Incoming {
 }
 
 impl Incoming {
+    pub(crate) fn new(depth: usize, answered: Instant) -> Self {
+        Self {
+            jitter: JitterBuffer::new(depth),
+            depth,
+            origin: None,
+            answered,
+        }
+    }
+
     fn frames_since_answer(&self) -> u64 {
         self.answered.elapsed().as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000
     }
 
     /// Takes one datagram; returns the packets now ready, in order.
-    fn receive(&mut self, data: &[u8]) -> Vec<RtpPacket> {
+    pub(crate) fn receive(&mut self, data: &[u8]) -> Vec<RtpPacket> {
         let packet = match RtpPacket::parse(data) {
             Ok(p) => p,
             Err(e) => {
@@ -140,8 +166,17 @@ impl Incoming {
         self.jitter.push(packet)
     }
 
+    /// Releases what the jitter buffer still holds (end of call) into `batch`.
+    pub(crate) fn flush_into(&mut self, batch: &mut Batch, out: &mut Vec<RecordCmd>) {
+        for p in self.jitter.flush() {
+            if let Some((pos, samples)) = self.place(&p) {
+                out.extend(batch.push(pos, &samples));
+            }
+        }
+    }
+
     /// Where a released packet goes in the recording, decoded.
-    fn place(&self, p: &RtpPacket) -> Option<(u64, Vec<i16>)> {
+    pub(crate) fn place(&self, p: &RtpPacket) -> Option<(u64, Vec<i16>)> {
         let codec = Codec::from_payload_type(p.payload_type)?;
         let (_, first_ts, base) = self.origin?;
         let delta = i64::from(p.timestamp.wrapping_sub(first_ts) as i32);
@@ -166,6 +201,7 @@ async fn run(leg: MediaLeg) -> MediaStats {
         record,
         prompt_done,
         mut stop,
+        mut control,
     } = leg;
     let (mut seq, mut ts, ssrc) = {
         let mut rng = rand::thread_rng();
@@ -175,12 +211,10 @@ async fn run(leg: MediaLeg) -> MediaStats {
     // Keep the media clock: after a stall, catch up so packet n still covers 20n ms.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut prompt_done = Some(prompt_done);
-    let mut incoming = Incoming {
-        jitter: JitterBuffer::new(jitter_depth),
-        depth: jitter_depth,
-        origin: None,
-        answered,
-    };
+    // The interval the prompt started at: at once, unless an agent campaign holds it back.
+    let mut prompt_from = control.is_none().then_some(0u64);
+    let mut agent: Option<AgentSide> = None;
+    let mut incoming = Incoming::new(jitter_depth, answered);
     let mut ours = Batch::new(0);
     let mut theirs = Batch::new(1);
     let mut wire: Vec<u8> = Vec::with_capacity(12 + FRAME);
@@ -193,14 +227,47 @@ async fn run(leg: MediaLeg) -> MediaStats {
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        // Our packet for this interval.
-        let start = sent as usize * FRAME;
+        if let Some(rx) = control.as_mut() {
+            while let Ok(cmd) = rx.try_recv() {
+                match cmd {
+                    MediaCmd::Play => {
+                        prompt_from.get_or_insert(sent);
+                    }
+                    MediaCmd::Bridge(media) => {
+                        agent = Some(AgentSide::new(media, jitter_depth, answered));
+                    }
+                }
+            }
+        }
+        // What the callee (and a bridged agent) sent since the last interval.
+        let relay = agent.as_mut().map(AgentSide::relay_to_agent);
+        drain(
+            &socket,
+            &mut buf,
+            &mut incoming,
+            &mut theirs,
+            relay,
+            &mut out,
+        );
+        if let Some(a) = agent.as_mut() {
+            a.receive(&mut buf, &mut out);
+        }
+
+        // Our packet for this interval: the agent's voice, the prompt, or silence.
+        let pos = sent * FRAME as u64;
         frame.fill(0);
-        if start < prompt.len() {
-            let end = (start + FRAME).min(prompt.len());
-            frame[..end - start].copy_from_slice(&prompt[start..end]);
-        } else if let Some(done) = prompt_done.take() {
-            let _ = done.send(Instant::now());
+        if let Some(a) = agent.as_mut() {
+            a.next_for_customer(&mut frame);
+            a.send_to_agent();
+        } else if let Some(from) = prompt_from {
+            let start = (sent - from) as usize * FRAME;
+            if start < prompt.len() {
+                let end = (start + FRAME).min(prompt.len());
+                frame[..end - start].copy_from_slice(&prompt[start..end]);
+            } else if let Some(done) = prompt_done.take() {
+                let _ = done.send(Instant::now());
+            }
+            out.extend(ours.push(pos, &frame));
         }
         wire.clear();
         rtp::write_header(&mut wire, codec.payload_type(), sent == 0, seq, ts, ssrc);
@@ -208,30 +275,32 @@ async fn run(leg: MediaLeg) -> MediaStats {
         if let Err(e) = socket.send_to(&wire, remote) {
             tracing::debug!(error = %e, "RTP send failed");
         }
-        out.extend(ours.push(start as u64, &frame));
         sent += 1;
         seq = seq.wrapping_add(1);
         ts = ts.wrapping_add(FRAME as u32);
 
-        // What the callee sent since the last interval.
-        drain(&socket, &mut buf, &mut incoming, &mut theirs, &mut out);
         if sent.is_multiple_of(BATCH_TICKS) {
             out.extend(ours.take());
         }
         if sent.is_multiple_of(THEIR_BATCH_TICKS) {
             out.extend(theirs.take());
+            out.extend(agent.as_mut().and_then(AgentSide::take_batch));
         }
         // Waiting here when storage is slow is fine: the Burst ticker catches up after.
         for cmd in out.drain(..) {
             let _ = record.send(cmd).await;
         }
     }
-    drain(&socket, &mut buf, &mut incoming, &mut theirs, &mut out);
-    for p in incoming.jitter.flush() {
-        if let Some((pos, samples)) = incoming.place(&p) {
-            out.extend(theirs.push(pos, &samples));
-        }
-    }
+    drain(
+        &socket,
+        &mut buf,
+        &mut incoming,
+        &mut theirs,
+        None,
+        &mut out,
+    );
+    incoming.flush_into(&mut theirs, &mut out);
+    let agent_jitter = agent.as_mut().map(|a| a.finish(&mut buf, &mut out));
     out.extend(ours.take());
     out.extend(theirs.take());
     for cmd in out {
@@ -240,16 +309,18 @@ async fn run(leg: MediaLeg) -> MediaStats {
     MediaStats {
         packets_sent: sent,
         jitter: incoming.jitter.stats(),
+        agent_jitter,
     }
 }
 
 /// Reads every datagram waiting on `socket` into the jitter buffer and batches what it
-/// releases.
-fn drain(
+/// releases; with `relay`, the decoded audio is also queued for the other side of a bridge.
+pub(crate) fn drain(
     socket: &UdpSocket,
     buf: &mut [u8],
     incoming: &mut Incoming,
-    theirs: &mut Batch,
+    batch: &mut Batch,
+    mut relay: Option<&mut Playout>,
     out: &mut Vec<RecordCmd>,
 ) {
     for _ in 0..MAX_READS_PER_TICK {
@@ -264,14 +335,17 @@ fn drain(
         };
         for p in incoming.receive(&buf[..n]) {
             if let Some((pos, samples)) = incoming.place(&p) {
-                out.extend(theirs.push(pos, &samples));
+                if let Some(r) = relay.as_deref_mut() {
+                    r.push(&samples);
+                }
+                out.extend(batch.push(pos, &samples));
             }
         }
     }
 }
 
 /// G.711-encodes `samples` onto the end of `out`.
-fn encode_into(codec: Codec, samples: &[i16], out: &mut Vec<u8>) {
+pub(crate) fn encode_into(codec: Codec, samples: &[i16], out: &mut Vec<u8>) {
     match codec {
         Codec::Pcmu => out.extend(samples.iter().map(|&s| g711::linear_to_ulaw(s))),
         Codec::Pcma => out.extend(samples.iter().map(|&s| g711::linear_to_alaw(s))),
@@ -324,6 +398,7 @@ mod tests {
             record: record_tx,
             prompt_done: done_tx,
             stop: stop_rx,
+            control: None,
         });
         // The far end answers each of our packets with one of its own (a louder tone).
         let far_task = tokio::task::spawn_blocking(move || {

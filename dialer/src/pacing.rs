@@ -1,7 +1,7 @@
 //! Pacing: how many calls to have in flight. Progressive dials one call per free agent;
 //! predictive dials ahead from the measured answer rate, never past the abandon budget.
-//! Agents are simulated: an answered call takes a free agent for its talk time, or is
-//! abandoned when none frees up within the 2-second grace.
+//! Simulated agents ([`AgentPool`]): an answered call takes a free agent for its talk time, or
+//! is abandoned when none frees up within the 2-second grace. Real agents are in `agents`.
 
 use std::collections::VecDeque;
 

@@ -6,7 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::call::{dial, CallReport, DialRequest, Outcome};
+use crate::agents::AgentDesk;
+use crate::call::{dial, dial_with_agents, CallReport, DialRequest, Outcome};
 use crate::config::{DialerConfig, TrunkConfig};
 use crate::error::DialerError;
 use crate::recording::RecordingStore;
@@ -132,16 +133,43 @@ impl TrunkRouter {
 pub async fn dial_routed(
     cfg: &DialerConfig,
     router: &TrunkRouter,
-    mut req: DialRequest,
+    req: DialRequest,
     store: impl Into<RecordingStore>,
     spool_dir: &Path,
 ) -> Result<CallReport, DialerError> {
-    let store = store.into();
+    routed(cfg, router, req, None, store.into(), spool_dir).await
+}
+
+/// [`dial_routed`] for agent campaigns: an answered call is bridged to an agent of `desk`.
+pub async fn dial_routed_with_agents(
+    cfg: &DialerConfig,
+    router: &TrunkRouter,
+    req: DialRequest,
+    desk: &AgentDesk,
+    store: impl Into<RecordingStore>,
+    spool_dir: &Path,
+) -> Result<CallReport, DialerError> {
+    routed(cfg, router, req, Some(desk), store.into(), spool_dir).await
+}
+
+async fn routed(
+    cfg: &DialerConfig,
+    router: &TrunkRouter,
+    mut req: DialRequest,
+    desk: Option<&AgentDesk>,
+    store: RecordingStore,
+    spool_dir: &Path,
+) -> Result<CallReport, DialerError> {
     let mut tried: Vec<String> = Vec::new();
     let mut last: Option<CallReport> = None;
     while let Some(lease) = router.pick(&tried) {
         req.trunk = lease.trunk.clone();
-        let report = dial(cfg, req.clone(), store.clone(), spool_dir).await?;
+        let report = match desk {
+            Some(desk) => {
+                dial_with_agents(cfg, req.clone(), desk, store.clone(), spool_dir).await?
+            }
+            None => dial(cfg, req.clone(), store.clone(), spool_dir).await?,
+        };
         drop(lease);
         router.record(&report);
         tried.push(report.trunk.clone());
@@ -194,6 +222,7 @@ mod tests {
             recording: None,
             rtp_stats: Default::default(),
             trunk_failure,
+            agent: None,
         }
     }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::agents::{AgentDesk, Agents};
 use crate::best_time::{self, AnswerModel, PastAttempt};
 use crate::booking::CallBook;
 use crate::call::{CallReport, DialRequest, Outcome};
@@ -26,7 +27,7 @@ use crate::error::DialerError;
 use crate::number;
 use crate::pacing::{AbandonWindow, AgentPool, Pacer};
 use crate::recording::RecordingStore;
-use crate::routing::{dial_routed, TrunkRouter};
+use crate::routing::{dial_routed, dial_routed_with_agents, TrunkRouter};
 
 /// How the runner polls and when it gives up waiting.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ pub struct RunSummary {
     pub refused: u64,
     /// Most calls in flight at once.
     pub max_in_flight: usize,
-    /// Simulated agents' talk share of the run, in [0, 1].
+    /// Agents' talk share of the run, in [0, 1] (real agents: time bridged).
     pub occupancy: f64,
     pub answer_rate: f64,
     pub paused: bool,
@@ -134,7 +135,16 @@ impl Runner {
 
         let mut contacts = self.store.open_contacts(name).await?;
         let mut busy = vec![false; contacts.len()];
-        let mut pool = AgentPool::new(cfg.agents, start_ms);
+        let mut pool = match cfg.agent_endpoints() {
+            Ok(eps) if !eps.is_empty() => Agents::Real(AgentDesk::new(eps, cfg.agent_auth.clone())),
+            Ok(_) => Agents::Simulated(AgentPool::new(cfg.agents, start_ms)),
+            Err(reason) => {
+                return Err(CampaignError::Invalid {
+                    name: name.to_string(),
+                    reason,
+                })
+            }
+        };
         let mut window = AbandonWindow::new(window_ms);
         for (at, abandoned) in self
             .store
@@ -172,7 +182,8 @@ impl Runner {
                 let now_ms = ms(now);
                 let free = pool.free_by(now_ms + pacer.lookahead_ms());
                 let (answered, abandoned) = window.counts(now_ms);
-                let mut lines = pacer.to_dial(free, in_flight, answered, abandoned);
+                let unconnected = in_flight.saturating_sub(pool.holding());
+                let mut lines = pacer.to_dial(free, unconnected, answered, abandoned);
                 let due: Vec<usize> = if lines == 0 {
                     Vec::new()
                 } else {
@@ -222,7 +233,16 @@ impl Runner {
                             busy[idx] = true;
                             in_flight += 1;
                             summary.max_in_flight = summary.max_in_flight.max(in_flight);
-                            self.spawn_dial(idx, e164, caller_id, &cfg, &dcfg, &router, tx.clone());
+                            self.spawn_dial(
+                                idx,
+                                e164,
+                                caller_id,
+                                &cfg,
+                                &dcfg,
+                                &router,
+                                pool.desk(),
+                                tx.clone(),
+                            );
                         }
                     }
                 }
@@ -366,6 +386,7 @@ impl Runner {
         cfg: &CampaignConfig,
         dcfg: &Arc<DialerConfig>,
         router: &TrunkRouter,
+        desk: Option<&AgentDesk>,
         tx: mpsc::Sender<Finished>,
     ) {
         let call_id = uuid_like();
@@ -383,8 +404,14 @@ impl Runner {
         let router = router.clone();
         let objects = self.objects.clone();
         let spool = self.options.spool_dir.clone();
+        let desk = desk.cloned();
         tokio::spawn(async move {
-            let result = dial_routed(&dcfg, &router, req, objects, &spool).await;
+            let result = match desk {
+                Some(desk) => {
+                    dial_routed_with_agents(&dcfg, &router, req, &desk, objects, &spool).await
+                }
+                None => dial_routed(&dcfg, &router, req, objects, &spool).await,
+            };
             let _ = tx
                 .send(Finished {
                     idx,
@@ -403,7 +430,7 @@ impl Runner {
         f: Finished,
         cfg: &CampaignConfig,
         contacts: &mut [ContactRow],
-        pool: &mut AgentPool,
+        pool: &mut Agents,
         window: &mut AbandonWindow,
         pacer: &mut Pacer,
         summary: &mut RunSummary,
@@ -440,13 +467,25 @@ impl Runner {
         let mut wait = None;
         if let Some(at) = report.answered_at.filter(|_| answered) {
             summary.answered += 1;
-            let talk = if cfg.talk_time_ms > 0 {
-                cfg.talk_time_ms as i64
-            } else {
-                report.duration_ms as i64
-            };
-            wait = pool.connect(ms(at), talk);
-            abandoned = wait.is_none();
+            match (pool, &report.agent) {
+                // Real agents: what happened on the call.
+                (Agents::Real(_), Some(a)) => {
+                    wait = a.wait_ms.map(|w| w as i64);
+                    abandoned = a.abandoned;
+                }
+                (Agents::Real(_), None) => {
+                    tracing::warn!(call_id = %f.call_id, "agent campaign call without an agent leg");
+                }
+                (Agents::Simulated(pool), _) => {
+                    let talk = if cfg.talk_time_ms > 0 {
+                        cfg.talk_time_ms as i64
+                    } else {
+                        report.duration_ms as i64
+                    };
+                    wait = pool.connect(ms(at), talk);
+                    abandoned = wait.is_none();
+                }
+            }
             if abandoned {
                 summary.abandoned += 1;
                 tracing::info!(call_id = %f.call_id, "abandoned: no agent within 2 s; the prompt played");
@@ -509,7 +548,12 @@ impl Runner {
                 status::QUEUED.into()
             },
             campaign: Some(cfg.name.clone()),
-            agent: Some("prompt".into()),
+            agent: Some(
+                r.agent
+                    .as_ref()
+                    .and_then(|a| a.agent.clone())
+                    .unwrap_or_else(|| "prompt".into()),
+            ),
             customer: Some(r.number.clone()),
             started_at: r.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
             duration_ms: Some(r.duration_ms as i64),
@@ -551,7 +595,7 @@ impl Runner {
         &self,
         name: &str,
         cfg: &CampaignConfig,
-        pool: &AgentPool,
+        pool: &Agents,
         pacer: &Pacer,
         window: &mut AbandonWindow,
         summary: &RunSummary,
@@ -560,7 +604,7 @@ impl Runner {
         let (answered, abandoned) = window.counts(now_ms);
         let stats = serde_json::json!({
             "mode": cfg.mode,
-            "agents": pool.agents(),
+            "agents": pool.count(),
             "occupancy": pool.occupancy(now_ms),
             "answer_rate": pacer.answer_rate(),
             "abandon_cap": cfg.abandon_cap,

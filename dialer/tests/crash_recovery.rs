@@ -20,10 +20,9 @@ use callqa_ingest::db::{status, Db};
 use callqa_ingest::queue::{EmbeddedQueue, JobQueue, Stage};
 use callqa_tests::Garage;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use support::*;
 
@@ -46,27 +45,6 @@ struct ChildSpec {
     bucket: String,
     access_key: String,
     secret_key: String,
-}
-
-fn s3(endpoint: &str, region: &str, bucket: &str, key: &str, secret: &str) -> Arc<AmazonS3> {
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region(region)
-            .with_bucket_name(bucket)
-            .with_access_key_id(key)
-            .with_secret_access_key(secret)
-            .with_conditional_put(S3ConditionalPut::Disabled)
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(5),
-                ..RetryConfig::default()
-            })
-            .build()
-            .unwrap(),
-    )
 }
 
 fn main() {
@@ -99,7 +77,7 @@ fn main() {
 
 /// The dialer that gets killed: one call, long enough to outlive the kill.
 async fn child(spec: ChildSpec) {
-    let store = RecordingStore::streaming(s3(
+    let store = RecordingStore::streaming(s3_client(
         &spec.endpoint,
         &spec.region,
         &spec.bucket,
@@ -154,7 +132,7 @@ async fn killed_dialer_mid_call_loses_no_recording() {
          and nobody has called me back about the second payment on my card.",
     );
     let garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));
-    let s3 = s3(
+    let s3 = s3_client(
         &garage.endpoint(),
         garage.region(),
         garage.bucket(),
@@ -243,13 +221,7 @@ async fn killed_dialer_mid_call_loses_no_recording() {
     assert_eq!(uploaded, vec![marker.key.clone()]);
 
     let objects = store.objects().clone();
-    let bytes = objects
-        .get(&StorePath::from(marker.key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = stored(objects.as_ref(), marker.key.as_str()).await;
     assert_eq!(le32(&bytes, 4) as usize, bytes.len() - 8);
     assert_eq!(le32(&bytes, 40) as usize, bytes.len() - 44);
     let audio = callqa_ingest::decode::decode(bytes.to_vec(), &marker.key).unwrap();

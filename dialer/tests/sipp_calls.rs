@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use callqa_dialer::{dial, wav, DialRequest, Outcome};
 use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
 use object_store::ObjectStore;
 use support::*;
 
@@ -59,13 +58,7 @@ async fn answered_call_records_prompt_and_customer_in_stereo() {
     let rec = report.recording.clone().expect("recording");
     assert!(!rec.spooled);
     // The recording is in the store by the time dial returns.
-    let bytes = store
-        .get(&StorePath::from(rec.key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = stored(store.as_ref(), rec.key.as_str()).await;
     assert_eq!(bytes.len() as u64, rec.bytes);
     let pcm = wav::parse(&bytes).unwrap();
     assert_eq!((pcm.channels, pcm.sample_rate), (2, 8000));
@@ -198,13 +191,7 @@ async fn callee_bye_is_answered_and_ends_the_call() {
     .await
     .unwrap();
     let rec = r.recording.clone().unwrap();
-    let bytes = store
-        .get(&StorePath::from(rec.key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = stored(store.as_ref(), rec.key.as_str()).await;
     assert_eq!(bytes.len() as u64, rec.bytes);
     assert!(rec.bytes > 3 * 8192, "{rec:?}");
     assert_eq!(

@@ -9,7 +9,6 @@ use std::time::Duration;
 use callqa_dialer::{dial, dial_checked, drain_spool, wav, ComplianceLookup, DialRequest, Outcome};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, RetryConfig};
 use support::*;
 
@@ -80,13 +79,7 @@ async fn storage_down_spools_and_drain_uploads_later() {
         Arc::new(LocalFileSystem::new_with_prefix(&store_dir).unwrap());
     let uploaded = drain_spool(store.clone(), &spool).await.unwrap();
     assert_eq!(uploaded, vec![rec.key.clone()]);
-    let bytes = store
-        .get(&StorePath::from(rec.key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = stored(store.as_ref(), rec.key.as_str()).await;
     assert_eq!(bytes.len() as u64, rec.bytes);
     let pcm = wav::parse(&bytes).unwrap();
     assert_eq!(pcm.channels, 2);

@@ -15,37 +15,13 @@ use callqa_dialer::recording::{RecordingWriter, SpoolEntry};
 use callqa_dialer::{dial, drain_spool, wav, DialRequest, Outcome, RecordingStore};
 use callqa_tests::Garage;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use support::*;
 
 const CALLS: usize = 4;
 /// Garage takes parts this small (S3 would want 5 MiB): about half a second of stereo audio,
 /// so every call has a multipart upload under way when the store dies.
 const PART: usize = 16 * 1024;
-
-/// A client on the Garage bucket that gives up quickly when the server is gone.
-fn s3(garage: &Garage) -> Arc<AmazonS3> {
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_endpoint(garage.endpoint())
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region(garage.region())
-            .with_bucket_name(garage.bucket())
-            .with_access_key_id(garage.access_key())
-            .with_secret_access_key(garage.secret_key())
-            .with_conditional_put(S3ConditionalPut::Disabled)
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(5),
-                ..RetryConfig::default()
-            })
-            .build()
-            .unwrap(),
-    )
-}
 
 /// SIPp answering `calls` calls with `uas_answer_play.xml` (speech.pcap in `cwd`).
 struct SippUas {
@@ -145,7 +121,7 @@ async fn killing_storage_mid_call_loses_no_recording() {
     );
 
     let mut garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));
-    let store = RecordingStore::streaming(s3(&garage));
+    let store = RecordingStore::streaming(garage_s3(&garage));
     let mut sipp = SippUas::start(tmp.path(), CALLS);
     let mut cfg = config("sipp", &format!("127.0.0.1:{}", sipp.port));
     cfg.part_size = PART;
@@ -231,13 +207,7 @@ async fn killing_storage_mid_call_loses_no_recording() {
     );
     for r in &reports {
         let rec = r.recording.as_ref().unwrap();
-        let bytes = objects
-            .get(&StorePath::from(rec.key.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = stored(objects.as_ref(), rec.key.as_str()).await;
         assert_eq!(bytes.len() as u64, rec.bytes);
         // Exact sizes in the header.
         assert_eq!(le32(&bytes, 4) as usize, bytes.len() - 8);
@@ -269,7 +239,7 @@ async fn killing_storage_mid_call_loses_no_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_recording_streams_to_s3_with_an_exact_header() {
     let garage = Garage::start().unwrap_or_else(|e| panic!("{e}"));
-    let store = RecordingStore::streaming(s3(&garage));
+    let store = RecordingStore::streaming(garage_s3(&garage));
     let tmp = tempfile::tempdir().unwrap();
     let frames = 3_200_000usize; // 400 s
     let mut w = RecordingWriter::create(
@@ -295,14 +265,7 @@ async fn long_recording_streams_to_s3_with_an_exact_header() {
     let info = w.finish().await.unwrap();
     assert!(!info.spooled);
     assert_eq!(info.bytes, frames as u64 * 4 + 44);
-    let bytes = store
-        .objects()
-        .get(&StorePath::from("recordings/long.wav"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = stored(store.objects().as_ref(), "recordings/long.wav").await;
     assert_eq!(bytes.len() as u64, info.bytes);
     assert_eq!(le32(&bytes, 4) as usize, bytes.len() - 8);
     assert_eq!(le32(&bytes, 40) as usize, frames * 4);

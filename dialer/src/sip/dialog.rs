@@ -111,6 +111,23 @@ impl Dialog {
         }
     }
 
+    /// The dialog-creating INVITE to `uri` with our SDP `offer`, on transaction `branch`.
+    pub fn invite(&self, uri: &str, branch: &str, offer: String) -> RequestSpec {
+        let mut spec = self.base(rsip::Method::Invite, self.local_cseq, branch);
+        spec.uri = uri.to_string();
+        spec.headers.extend([
+            ("Contact".to_string(), self.contact.clone()),
+            (
+                "Allow".to_string(),
+                "INVITE, ACK, CANCEL, BYE, OPTIONS".to_string(),
+            ),
+            ("User-Agent".to_string(), "callqa-dialer".to_string()),
+            ("Content-Type".to_string(), "application/sdp".to_string()),
+        ]);
+        spec.body = offer.into_bytes();
+        spec
+    }
+
     /// The ACK for a 2xx: a new transaction with its own branch, the INVITE's CSeq number.
     pub fn ack(&self, invite_cseq: u32) -> RequestSpec {
         self.base(rsip::Method::Ack, invite_cseq, &message::new_branch())

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callqa_dialer::{CampaignStore, Consents, DialerConfig, RunOptions, Runner, TrunkConfig};
+use callqa_dialer::{
+    CampaignStore, Consents, DialerConfig, RecordingStore, RunOptions, Runner, TrunkConfig,
+};
 use callqa_ingest::config::DatabaseConfig;
 use callqa_ingest::db::Db;
 use callqa_ingest::queue::{EmbeddedQueue, JobQueue};
@@ -165,6 +167,11 @@ impl World {
     }
 
     pub fn runner(&self, dialer: DialerConfig) -> Runner {
+        self.runner_storing(dialer, self.objects.clone().into())
+    }
+
+    /// A runner whose recordings go to `objects` instead of the local store.
+    pub fn runner_storing(&self, dialer: DialerConfig, objects: RecordingStore) -> Runner {
         Runner {
             dialer,
             store: self.store.clone(),
@@ -172,7 +179,7 @@ impl World {
             blacklist: self.blacklist.clone(),
             db: self.db.clone(),
             queue: self.queue.clone(),
-            objects: self.objects.clone().into(),
+            objects,
             options: RunOptions {
                 poll: Duration::from_millis(200),
                 exit_when_idle: true,

@@ -1,5 +1,7 @@
-//! Test harness: free ports, SIPp as the called party, espeak-ng speech, and a pcap writer that
-//! turns μ-law audio into RTP packets SIPp can play.
+//! Test harness: free ports, SIPp as the called party, baresip as an agent's phone, a client
+//! on Garage (S3), espeak-ng
+//! speech, a pcap writer that turns μ-law audio into RTP packets SIPp can play, and loudness
+//! envelopes to compare recorded audio with its source.
 
 #![allow(dead_code)]
 
@@ -8,7 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use callqa_dialer::{DialerConfig, TrunkConfig};
+use callqa_tests::Garage;
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::{ObjectStore, RetryConfig};
 
 pub fn free_udp_port() -> u16 {
     // Bind-and-release; SIPp needs the port and its +2 media port free too.
@@ -85,6 +92,55 @@ impl Drop for Sipp {
     }
 }
 
+/// The object at `key` in `store`.
+pub async fn stored(store: &dyn ObjectStore, key: &str) -> bytes::Bytes {
+    let path = object_store::path::Path::from(key);
+    let object = store
+        .get(&path)
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+    object.bytes().await.unwrap()
+}
+
+/// A client on the Garage bucket that gives up quickly when the server is gone.
+pub fn garage_s3(garage: &Garage) -> Arc<AmazonS3> {
+    s3_client(
+        &garage.endpoint(),
+        garage.region(),
+        garage.bucket(),
+        garage.access_key(),
+        garage.secret_key(),
+    )
+}
+
+/// A path-style S3 client on `bucket` at `endpoint` that gives up quickly.
+pub fn s3_client(
+    endpoint: &str,
+    region: &str,
+    bucket: &str,
+    key: &str,
+    secret: &str,
+) -> Arc<AmazonS3> {
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region(region)
+            .with_bucket_name(bucket)
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_conditional_put(S3ConditionalPut::Disabled)
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(5),
+                ..RetryConfig::default()
+            })
+            .build()
+            .unwrap(),
+    )
+}
+
 pub fn config(trunk: &str, address: &str) -> DialerConfig {
     DialerConfig {
         caller_ids: vec!["+861012345678".into()],
@@ -154,4 +210,126 @@ pub fn rms(samples: &[i16]) -> f64 {
         .sum::<f64>()
         / samples.len() as f64)
         .sqrt()
+}
+
+/// baresip as an agent's phone on 127.0.0.1: answers every call at once (in PCMA, so a
+/// customer in PCMU is transcoded), talks with a WAV
+/// (8 kHz mono 16-bit) and dumps what it hears to `<dir>/heard/*-dec.wav` (baresip 1.0's
+/// `aufile` has no player; its `sndfile` filter records the decoded audio). baresip hangs up by
+/// itself when its WAV ends. Killed on drop.
+pub struct Baresip {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Baresip {
+    pub fn agent(dir: &Path, user: &str, speech: &Path) -> Self {
+        let port = free_udp_port();
+        let dir = dir.join(format!("baresip-{user}"));
+        std::fs::create_dir_all(dir.join("heard")).unwrap();
+        let modules = Path::new("/usr/lib/baresip/modules");
+        let module_path = if modules.is_dir() {
+            format!("module_path {}\n", modules.display())
+        } else {
+            String::new()
+        };
+        let config = format!(
+            "sip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
+             audio_source aufile,{speech}\naudio_player aubridge,nowhere\n\
+             {module_path}module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n\
+             module g711.so\nmodule account.so\nsnd_path {heard}\n",
+            speech = speech.display(),
+            heard = dir.join("heard").display(),
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<sip:{user}@127.0.0.1>;answermode=auto;regint=0;audio_codecs=PCMA/8000/1\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("baresip missing: apt-get install -y baresip-core");
+        let me = Self { child, port, dir };
+        assert!(
+            me.wait_log("baresip is ready", Duration::from_secs(10)),
+            "baresip did not start: {}",
+            me.log()
+        );
+        me
+    }
+
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// What the phone heard on its (first) call, 8 kHz mono.
+    pub fn heard(&self) -> Vec<i16> {
+        let dump = std::fs::read_dir(self.dir.join("heard"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .unwrap_or_else(|| panic!("baresip dumped no decoded audio: {}", self.log()));
+        callqa_dialer::wav::parse(&std::fs::read(dump).unwrap())
+            .unwrap()
+            .samples
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Loudness of `samples` per 50 ms window (8 kHz).
+pub fn envelope(samples: &[i16]) -> Vec<f64> {
+    samples.chunks(400).map(rms).collect()
+}
+
+/// The best Pearson correlation of loudness envelopes when `recorded` lags `source` by 0 to
+/// `max_lag` windows, and that lag: how well the recording carries that source's speech.
+pub fn envelope_match(recorded: &[f64], source: &[f64], max_lag: usize) -> (f64, usize) {
+    let mut best = (f64::MIN, 0);
+    for lag in 0..=max_lag {
+        let n = source.len().min(recorded.len().saturating_sub(lag));
+        if n < 10 {
+            break;
+        }
+        let (a, b) = (&recorded[lag..lag + n], &source[..n]);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (ma, mb) = (mean(a), mean(b));
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        let r = cov / (va * vb).sqrt().max(1e-9);
+        if r > best.0 {
+            best = (r, lag);
+        }
+    }
+    best
 }
