@@ -200,8 +200,9 @@ impl CampaignStore {
         &self.pool
     }
 
-    /// Stores (or replaces) the campaign's config and adds contacts not yet present; contacts
-    /// already there keep their attempts. Returns how many contacts were added.
+    /// Stores (or replaces) the campaign's config and adds contacts not yet present. Contacts
+    /// already there keep their attempts and history but take the file's name, time zone,
+    /// caller ID and segment. Returns how many contacts were added.
     pub async fn load(&self, c: &CampaignConfig, now_ms: i64) -> Result<u64, CampaignError> {
         let config = serde_json::to_string(c).map_err(|e| CampaignError::Invalid {
             name: c.name.clone(),
@@ -222,16 +223,23 @@ impl CampaignStore {
         .execute(&mut *tx)
         .await
         .map_err(db("store campaign"))?;
-        let mut added = 0;
+        let count = "SELECT COUNT(*) FROM campaign_contacts WHERE campaign = $1";
+        let before: i64 = sqlx::query_scalar(count)
+            .bind(&c.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("count contacts"))?;
         for (i, contact) in c.contacts.iter().enumerate() {
             let number =
                 number::normalize(&contact.number).unwrap_or_else(|_| contact.number.clone());
-            let r = sqlx::query(
+            sqlx::query(
                 "INSERT INTO campaign_contacts
                    (campaign, number, name, timezone, caller_id, segment, position, attempts,
                     next_at, done, invalid)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 0, 0)
-                 ON CONFLICT (campaign, number) DO NOTHING",
+                 ON CONFLICT (campaign, number) DO UPDATE SET name = excluded.name,
+                     timezone = excluded.timezone, caller_id = excluded.caller_id,
+                     segment = excluded.segment",
             )
             .bind(&c.name)
             .bind(&number)
@@ -244,10 +252,14 @@ impl CampaignStore {
             .execute(&mut *tx)
             .await
             .map_err(db("store contact"))?;
-            added += r.rows_affected();
         }
+        let after: i64 = sqlx::query_scalar(count)
+            .bind(&c.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("count contacts"))?;
         tx.commit().await.map_err(db("commit load"))?;
-        Ok(added)
+        Ok((after - before).max(0) as u64)
     }
 
     pub async fn config(&self, name: &str) -> Result<CampaignConfig, CampaignError> {
@@ -506,12 +518,23 @@ impl CampaignStore {
                 name,
             )
             .await?;
-        let recent = self.answered_since(name, now_ms - window_ms).await?;
-        let recent_abandoned = recent.iter().filter(|r| r.1).count();
-        let abandon_rate = if recent.is_empty() {
+        // Counted in the database: a 30-day window can hold many answered calls.
+        let recent = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(abandoned), 0) AS BIGINT) FROM dial_attempts
+             WHERE campaign = $1 AND answered_at IS NOT NULL AND answered_at >= $2",
+        )
+        .bind(name)
+        .bind(now_ms - window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("count the abandon window"))?;
+        let in_window: i64 = recent.try_get(0).map_err(db("count the abandon window"))?;
+        let abandoned_in_window: i64 =
+            recent.try_get(1).map_err(db("count the abandon window"))?;
+        let abandon_rate = if in_window <= 0 {
             0.0
         } else {
-            recent_abandoned as f64 / recent.len() as f64
+            abandoned_in_window.max(0) as f64 / in_window as f64
         };
         let rows =
             sqlx::query("SELECT kind, COUNT(*) FROM refusals WHERE campaign = $1 GROUP BY kind")

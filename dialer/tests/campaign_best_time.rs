@@ -295,6 +295,23 @@ async fn learns_from_the_store_and_orders_the_pick(db: &TestDb) {
     for &i in &fresh {
         assert_eq!(best_time::defer_until(&rows[i], &model, hours, four), None);
     }
+
+    // Reloading the file: a changed segment is taken, history stays, a new number is added.
+    let (moved, _) = FRESH[0];
+    let reloaded = toml
+        .replace(
+            &format!("number = \"{moved}\", segment = \"evening\""),
+            &format!("number = \"{moved}\", segment = \"morning\""),
+        )
+        .replace("contacts = [\n", "contacts = [\n{ number = \"+8613900001111\" },\n");
+    assert_ne!(reloaded, toml);
+    let cfg2 = CampaignConfig::from_toml(&reloaded, std::path::Path::new(".")).unwrap();
+    assert_eq!(store.load(&cfg2, 0).await.unwrap(), 1);
+    let rows2 = store.open_contacts("bt").await.unwrap();
+    assert_eq!(rows2.len(), rows.len() + 1);
+    let row = rows2.iter().find(|r| r.number == moved).unwrap();
+    assert_eq!(row.segment.as_deref(), Some("morning"));
+    assert_eq!(store.status("bt", shanghai_ms(21)).await.unwrap().placed, 260);
 }
 
 #[tokio::test]

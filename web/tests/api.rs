@@ -1029,6 +1029,35 @@ async fn campaign_refusals_show_on_api_and_page() {
     assert!(html.contains("no marketing consent"), "{html}");
     assert!(html.contains("+86138****8000"), "{html}");
     assert!(!html.contains("13800138000"), "{html}");
+    assert!(html.contains("No dial placed yet."), "{html}");
+
+    // One answered dial at 10:00 in Shanghai: the hourly answer-rate chart appears.
+    let ten_shanghai = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 5, 2, 2, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    store
+        .record_attempt(&callqa_dialer::campaign_store::AttemptRow {
+            call_id: "spring-1".into(),
+            campaign: "spring".into(),
+            number: NUMBER.into(),
+            trunk: "t".into(),
+            outcome: "answered".into(),
+            sip_code: Some(200),
+            reason: String::new(),
+            placed_at: ten_shanghai,
+            answered_at: Some(ten_shanghai + 3_000),
+            ended_at: ten_shanghai + 20_000,
+            abandoned: false,
+            agent_wait_ms: None,
+        })
+        .await
+        .unwrap();
+    let html = get(&e.app, "/campaigns/spring?lang=en", &e.viewer)
+        .await
+        .text();
+    assert!(html.contains("Answer rate by hour"), "{html}");
+    assert!(html.contains("10:00 (1)"), "{html}");
+    assert!(!html.contains("No dial placed yet."), "{html}");
     let listing = get(&e.app, "/campaigns", &e.viewer).await.text();
     assert!(listing.contains(r#"href="/campaigns/spring""#), "{listing}");
     assert!(

@@ -11,6 +11,7 @@ use callqa_dialer::CampaignState;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::chart::bar_chart;
 use super::layout::{enc, frame, Ctx};
 use crate::api::campaigns::{detail, pause_campaign, start_campaign, statuses};
 use crate::api::opt;
@@ -128,6 +129,7 @@ async fn render_detail(
         ("invalid_number", r.invalid_number),
         ("attempts", r.attempts),
     ];
+    let hourly = hourly_rows(&s.attempts_by_hour, &s.answer_rate_by_hour);
     let body = html! {
         p { a href="/campaigns" { "← " (ctx.t("nav.campaigns")) } }
         @if let Some(m) = msg { div.alert.ok role="status" { (m) } }
@@ -140,6 +142,12 @@ async fn render_detail(
             dt { (ctx.t("camp.abandon_rate")) } dd { (pct(s.abandon_rate)) }
             dt { (ctx.t("camp.contacts")) } dd { (s.contacts_done) " / " (s.contacts) }
             dt { (ctx.t("camp.invalid")) } dd { (s.invalid_numbers) }
+        }
+        h2 { (ctx.t("camp.by_hour")) }
+        @if hourly.is_empty() {
+            div.empty { (ctx.t("camp.no_dials")) }
+        } @else {
+            (bar_chart(ctx.t("camp.by_hour"), &hourly, Some(1.0), pct))
         }
         h2 { (ctx.t("camp.refused")) }
         table {
@@ -177,6 +185,17 @@ async fn render_detail(
     Ok((format!("{} · {}", ctx.t("campaign"), s.name), body))
 }
 
+/// One bar per local hour that has dials: `HH:00 (n)` and the learned answer rate.
+fn hourly_rows(attempts: &[u64], rates: &[f64]) -> Vec<(String, f64, bool)> {
+    attempts
+        .iter()
+        .zip(rates)
+        .enumerate()
+        .filter(|(_, (n, _))| **n > 0)
+        .map(|(h, (n, r))| (format!("{h:02}:00 ({n})"), *r, false))
+        .collect()
+}
+
 /// After a refused start or pause: the campaign's page with the reason, as the error's status.
 async fn failed(state: &WebState, ctx: &Ctx, name: &str, e: WebError) -> Response {
     let status = e.status();
@@ -211,5 +230,29 @@ pub async fn pause(
     match pause_campaign(&state, &ctx.user, &name).await {
         Ok(_) => Redirect::to(&format!("/campaigns/{}?msg=paused", enc(&name))).into_response(),
         Err(e) => failed(&state, &ctx, &name, e).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_rows_skip_hours_without_dials() {
+        let mut attempts = vec![0u64; 24];
+        attempts[9] = 20;
+        attempts[15] = 4;
+        let mut rates = vec![0.5; 24];
+        rates[9] = 0.25;
+        rates[15] = 0.75;
+        let rows = hourly_rows(&attempts, &rates);
+        assert_eq!(
+            rows,
+            vec![
+                ("09:00 (20)".to_string(), 0.25, false),
+                ("15:00 (4)".to_string(), 0.75, false)
+            ]
+        );
+        assert!(hourly_rows(&[0; 24], &[0.5; 24]).is_empty());
     }
 }

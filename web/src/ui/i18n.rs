@@ -134,6 +134,16 @@ const LABELS: &[(&str, &str, &str)] = &[
         "没有被拒拨的号码。",
     ),
     ("camp.recent", "Latest refusals", "最近的拒拨"),
+    (
+        "camp.by_hour",
+        "Answer rate by hour (callee's local time)",
+        "按小时接通率（被叫当地时间）",
+    ),
+    (
+        "camp.no_dials",
+        "No dial placed yet.",
+        "尚未拨打。",
+    ),
     ("camp.actions", "Actions", "操作"),
     ("camp.start", "Start dialing", "开始外呼"),
     ("camp.pause", "Pause", "暂停"),
