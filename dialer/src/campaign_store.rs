@@ -529,8 +529,7 @@ impl CampaignStore {
         .await
         .map_err(db("count the abandon window"))?;
         let in_window: i64 = recent.try_get(0).map_err(db("count the abandon window"))?;
-        let abandoned_in_window: i64 =
-            recent.try_get(1).map_err(db("count the abandon window"))?;
+        let abandoned_in_window: i64 = recent.try_get(1).map_err(db("count the abandon window"))?;
         let abandon_rate = if in_window <= 0 {
             0.0
         } else {

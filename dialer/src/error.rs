@@ -37,6 +37,8 @@ pub enum DialerError {
         /// Boxed: the database error is large and this variant is rare.
         source: Box<callqa_ingest::error::IngestError>,
     },
+    #[error("call {call_id}: the dial task failed: {reason}")]
+    CallTask { call_id: String, reason: String },
     #[error("calling hours {value:?} must look like \"08:00-21:00\"")]
     CallingHours { value: String },
 }

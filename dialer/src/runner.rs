@@ -406,12 +406,23 @@ impl Runner {
         let spool = self.options.spool_dir.clone();
         let desk = desk.cloned();
         tokio::spawn(async move {
-            let result = match desk {
-                Some(desk) => {
-                    dial_routed_with_agents(&dcfg, &router, req, &desk, objects, &spool).await
+            // The dial runs as its own task so that a panic in it still reports back: the run
+            // loop counts calls in flight and would otherwise wait for this one forever.
+            let dial = tokio::spawn(async move {
+                match desk {
+                    Some(desk) => {
+                        dial_routed_with_agents(&dcfg, &router, req, &desk, objects, &spool).await
+                    }
+                    None => dial_routed(&dcfg, &router, req, objects, &spool).await,
                 }
-                None => dial_routed(&dcfg, &router, req, objects, &spool).await,
-            };
+            });
+            let result = dial.await.unwrap_or_else(|e| {
+                tracing::error!(%call_id, error = %e, "dial task failed");
+                Err(DialerError::CallTask {
+                    call_id: call_id.clone(),
+                    reason: e.to_string(),
+                })
+            });
             let _ = tx
                 .send(Finished {
                     idx,

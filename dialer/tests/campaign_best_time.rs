@@ -303,7 +303,10 @@ async fn learns_from_the_store_and_orders_the_pick(db: &TestDb) {
             &format!("number = \"{moved}\", segment = \"evening\""),
             &format!("number = \"{moved}\", segment = \"morning\""),
         )
-        .replace("contacts = [\n", "contacts = [\n{ number = \"+8613900001111\" },\n");
+        .replace(
+            "contacts = [\n",
+            "contacts = [\n{ number = \"+8613900001111\" },\n",
+        );
     assert_ne!(reloaded, toml);
     let cfg2 = CampaignConfig::from_toml(&reloaded, std::path::Path::new(".")).unwrap();
     assert_eq!(store.load(&cfg2, 0).await.unwrap(), 1);
@@ -311,7 +314,10 @@ async fn learns_from_the_store_and_orders_the_pick(db: &TestDb) {
     assert_eq!(rows2.len(), rows.len() + 1);
     let row = rows2.iter().find(|r| r.number == moved).unwrap();
     assert_eq!(row.segment.as_deref(), Some("morning"));
-    assert_eq!(store.status("bt", shanghai_ms(21)).await.unwrap().placed, 260);
+    assert_eq!(
+        store.status("bt", shanghai_ms(21)).await.unwrap().placed,
+        260
+    );
 }
 
 #[tokio::test]

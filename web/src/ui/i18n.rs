@@ -139,11 +139,7 @@ const LABELS: &[(&str, &str, &str)] = &[
         "Answer rate by hour (callee's local time)",
         "按小时接通率（被叫当地时间）",
     ),
-    (
-        "camp.no_dials",
-        "No dial placed yet.",
-        "尚未拨打。",
-    ),
+    ("camp.no_dials", "No dial placed yet.", "尚未拨打。"),
     ("camp.actions", "Actions", "操作"),
     ("camp.start", "Start dialing", "开始外呼"),
     ("camp.pause", "Pause", "暂停"),
