@@ -368,13 +368,21 @@ async fn notify_crm(app: &App, call_id: &str) {
     });
 }
 
-/// Uploads recordings the dialer spooled while storage was down, then queues them.
+/// Housekeeping next to transcription, at start and every 10 s: uploads recordings the dialer
+/// spooled while storage was down and queues them, and queues calls whose booker crashed (or
+/// lost the queue) between booking the row and publishing the job.
 pub async fn spool_loop(app: App, mut stop: watch::Receiver<bool>) {
+    let grace = Duration::from_millis(app.cfg.queue.requeue_after_ms);
     loop {
         match crate::commands::dial::drain_spool(&app).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(recordings = n, "uploaded spooled recordings"),
             Err(e) => tracing::debug!(error = %format!("{e:#}"), "spool not drained yet"),
+        }
+        if let Err(e) =
+            callqa_ingest::booking::requeue_stale(&app.db, app.queue.as_ref(), grace).await
+        {
+            tracing::warn!(error = %e, "calls booked without their job not queued yet; retried in 10 s");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}

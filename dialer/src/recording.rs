@@ -32,13 +32,15 @@
 //! recording starts with an in-progress marker, `<call_id>.live`, written atomically before the
 //! WAV: the owner (pid, the process's start time and the boot id, so a reused pid is not taken
 //! for the owner), the key, the call's campaign, number, caller ID, trunk and start, and the
-//! multipart upload id once there is one. The normal end removes it. [`recover_orphans`], run
+//! multipart upload id once there is one. It goes, with the local copy of a stored recording,
+//! only once the call's row is booked ([`release`]), so a crash between hangup and booking
+//! leaves a recording that recovery books. [`recover_orphans`], run
 //! when a dialer or campaign runner starts and by [`recover_and_drain`] next to every drain,
 //! takes each marker whose owner is gone (never one of a running process): it rewrites the
 //! WAV's header with the sizes its length gives (a trailing half frame cut off), books the
 //! call's row as `spooled` with a note that the dialer stopped, and turns the marker into a
 //! spool entry naming the upload to abort. The booked drain then stores it and queues it once:
-//! only the process that moves the row from `spooled` to `queued` publishes the job. Every step
+//! only the process that moves the row from `spooled` to `stored` publishes the job. Every step
 //! is idempotent, so a rerun, or a crash during recovery, neither adds a row nor queues twice.
 //! An unreadable marker is logged and left in place with its WAV.
 
@@ -221,14 +223,26 @@ fn set_upload(upload: &Mutex<Option<MultipartId>>, id: &MultipartId) {
     }
 }
 
-/// Removes the in-progress marker at the normal end. A marker left behind is harmless: once
-/// this process is gone, recovery finds the recording stored or spooled and drops it.
-async fn remove_marker(live: Option<&LiveFile>, key: &str) {
-    if let Some(live) = live {
-        if let Err(e) = live.remove().await {
-            tracing::warn!(%key, error = %e, "in-progress marker not removed");
-        }
+/// Ends the claim of a finished recording (one made with [`RecordingWriter::create_live`]) on
+/// the spool once its call's row is booked: the local copy of a stored recording, then the
+/// in-progress marker (a spooled recording's copy stays for the drain). Until then a crash
+/// leaves both, and crash recovery books the call from them and stores the copy again.
+pub async fn release(
+    spool_dir: &FsPath,
+    call_id: &str,
+    rec: &RecordingInfo,
+) -> Result<(), DialerError> {
+    let spool_err = |path: PathBuf, source| DialerError::Spool { path, source };
+    if !rec.spooled {
+        let wav = spool_dir.join(format!("{call_id}.wav"));
+        spool::remove_if_present(&wav)
+            .await
+            .map_err(|e| spool_err(wav, e))?;
     }
+    let marker = live::live_path(spool_dir, call_id);
+    spool::remove_if_present(&marker)
+        .await
+        .map_err(|e| spool_err(marker, e))
 }
 
 /// Writes one recording: the local copy at once, the store part by part or at hangup.
@@ -414,10 +428,13 @@ impl RecordingWriter {
         };
         let Some(failure) = failure else {
             drop(self.local);
-            tokio::fs::remove_file(&self.local_path)
-                .await
-                .map_err(|e| spool_err(&self.local_path, e))?;
-            remove_marker(self.live.as_deref(), &self.key).await;
+            // A recording with a marker keeps it and its local copy until its call is booked
+            // ([`release`]): a crash before that leaves what recovery books the call from.
+            if self.live.is_none() {
+                tokio::fs::remove_file(&self.local_path)
+                    .await
+                    .map_err(|e| spool_err(&self.local_path, e))?;
+            }
             return Ok(RecordingInfo {
                 key: self.key,
                 bytes: total,
@@ -434,8 +451,8 @@ impl RecordingWriter {
             recovered: None,
         };
         write_sidecar(&self.spool_dir, &entry).await?;
-        // Only now: until the spool entry exists, the marker is what finds the recording.
-        remove_marker(self.live.as_deref(), &self.key).await;
+        // The marker stays until the call is booked ([`release`]): the spool entry alone
+        // does not say who the call was with.
         tracing::warn!(key = %self.key, path = %self.local_path.display(), "recording spooled for later upload");
         Ok(RecordingInfo {
             key: self.key,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callqa_ingest::db::{now_rfc3339, status, CallRow, Db};
-use callqa_ingest::queue::{Job, JobQueue, Stage};
+use callqa_ingest::db::Db;
+use callqa_ingest::queue::JobQueue;
 use callqa_ingest::storage::recording_key;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -502,7 +502,9 @@ impl Runner {
                 tracing::info!(call_id = %f.call_id, "abandoned: no agent within 2 s; the prompt played");
             }
             window.push(ms(at), abandoned);
-            self.store_call(cfg, &report).await?;
+            CallBook::new(self.db.clone(), self.queue.clone())
+                .book_answered(&report, Some(cfg.name.clone()), &self.options.spool_dir)
+                .await?;
         }
         self.store
             .record_attempt(&AttemptRow {
@@ -543,45 +545,6 @@ impl Runner {
             c.next_at = now_ms + spacing_ms(cfg);
         }
         self.store.update_contact(c).await
-    }
-
-    /// Stores the call row and queues transcription, as `callqa dial` does.
-    async fn store_call(&self, cfg: &CampaignConfig, r: &CallReport) -> Result<(), CampaignError> {
-        let Some(rec) = &r.recording else {
-            return Ok(());
-        };
-        let ts = now_rfc3339();
-        let row = CallRow {
-            call_id: r.call_id.clone(),
-            status: if rec.spooled {
-                status::SPOOLED.into()
-            } else {
-                status::QUEUED.into()
-            },
-            campaign: Some(cfg.name.clone()),
-            agent: Some(
-                r.agent
-                    .as_ref()
-                    .and_then(|a| a.agent.clone())
-                    .unwrap_or_else(|| "prompt".into()),
-            ),
-            customer: Some(r.number.clone()),
-            started_at: r.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            duration_ms: Some(r.duration_ms as i64),
-            recording_key: rec.key.clone(),
-            recording_bytes: rec.bytes as i64,
-            source_name: Some(format!("{}.wav", r.call_id)),
-            created_at: ts.clone(),
-            updated_at: ts,
-            ..Default::default()
-        };
-        self.db.insert_call(&row).await?;
-        if !rec.spooled {
-            self.queue
-                .publish(&Job::new(&r.call_id, Stage::Transcribe))
-                .await?;
-        }
-        Ok(())
     }
 
     /// Books the recordings of calls whose dialer died mid-call (see

@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callqa_dialer::recording::release;
 use callqa_dialer::{dial, dial_checked, drain_spool, wav, ComplianceLookup, DialRequest, Outcome};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -68,6 +69,11 @@ async fn storage_down_spools_and_drain_uploads_later() {
     assert_eq!(r.outcome, Outcome::Answered);
     let rec = r.recording.expect("recording");
     assert!(rec.spooled, "{rec:?}");
+    assert!(spool.join("call-spool.wav").exists() && spool.join("call-spool.json").exists());
+    // Kept until the call is booked, then released; the spool entry stays for the drain.
+    assert!(spool.join("call-spool.live").exists());
+    release(&spool, "call-spool", &rec).await.unwrap();
+    assert!(!spool.join("call-spool.live").exists());
     assert!(spool.join("call-spool.wav").exists() && spool.join("call-spool.json").exists());
     // Still down: nothing is lost or removed.
     assert!(drain_spool(dead_s3(), &spool).await.is_err());

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callqa_dialer::recording::{RecordingWriter, SpoolEntry};
+use callqa_dialer::recording::{release, RecordingWriter, SpoolEntry};
 use callqa_dialer::{dial, drain_spool, wav, DialRequest, Outcome, RecordingStore};
 use callqa_tests::Garage;
 use futures::TryStreamExt;
@@ -175,6 +175,8 @@ async fn killing_storage_mid_call_loses_no_recording() {
             entry.abandoned_upload.is_some(),
             "the store died with this call's upload half done: {entry:?}"
         );
+        // What a dialer does once the call is booked.
+        release(&spool, &r.call_id, rec).await.unwrap();
     }
     assert!(killed_at.elapsed() < Duration::from_secs(60));
 

@@ -32,6 +32,9 @@ pub struct QueueConfig {
     pub retry_backoff_ms: u64,
     /// Queue name prefix, so several deployments can share one broker.
     pub prefix: String,
+    /// A call booked this long ago whose transcription job was never confirmed (status
+    /// `stored`: its booker crashed or lost the queue) is queued again by the workers.
+    pub requeue_after_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -42,6 +45,7 @@ impl Default for QueueConfig {
             max_attempts: 3,
             retry_backoff_ms: 2000,
             prefix: "callqa".into(),
+            requeue_after_ms: 30_000,
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct Db {
 pub mod status {
     /// Recorded, waiting in the dialer's spool for the object store; queued once uploaded.
     pub const SPOOLED: &str = "spooled";
+    /// Recording in the store and row booked, transcription job not confirmed published yet:
+    /// a crash or a failed publish leaves a call here, and the workers' sweep queues it (see
+    /// [`crate::booking`]). Not finished, like `queued`.
+    pub const STORED: &str = "stored";
     pub const QUEUED: &str = "queued";
     pub const TRANSCRIBED: &str = "transcribed";
     pub const SCORED: &str = "scored";
@@ -222,6 +226,27 @@ impl Db {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| IngestError::db("list calls", e))?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// Up to `limit` calls in `status` last updated before `before` (RFC 3339, as
+    /// [`now_rfc3339`] writes it: the text order is the time order), oldest first.
+    pub async fn calls_in_status_before(
+        &self,
+        status: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<Vec<CallRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE status = $1 AND updated_at < $2 \
+             ORDER BY updated_at LIMIT $3"
+        ))
+        .bind(status.to_string())
+        .bind(before.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| IngestError::db(format!("list {status} calls"), e))?;
         rows.iter().map(call_from_row).collect()
     }
 

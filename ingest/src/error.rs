@@ -35,6 +35,15 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "call {call_id} is booked but its transcription job was not queued ({source}); the \
+         workers queue it once the queue is reachable"
+    )]
+    NotQueued {
+        call_id: String,
+        #[source]
+        source: Box<IngestError>,
+    },
     #[error("bad data in {what}: {reason}")]
     BadData { what: String, reason: String },
 }

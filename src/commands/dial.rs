@@ -6,8 +6,6 @@ use crate::app::App;
 use crate::config::Config;
 use anyhow::{Context, Result};
 use callqa_dialer::{dial_checked, CallBook, ComplianceLookup, DialRequest, Outcome};
-use callqa_ingest::db::{now_rfc3339, status, CallRow};
-use callqa_ingest::queue::{Job, Stage};
 use callqa_ingest::storage::recording_key;
 use callqa_qa::Blacklist;
 use serde_json::json;
@@ -92,37 +90,14 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
     .await
     .context("the call failed")?;
     if report.outcome == Outcome::Answered {
-        if let Some(rec) = &report.recording {
-            let ts = now_rfc3339();
-            let row = CallRow {
-                call_id: call_id.clone(),
-                status: if rec.spooled {
-                    status::SPOOLED.into()
-                } else {
-                    status::QUEUED.into()
-                },
-                campaign: a.campaign.clone(),
-                agent: Some("prompt".into()),
-                customer: Some(report.number.clone()),
-                started_at: report
-                    .started_at
-                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                    .to_string(),
-                duration_ms: Some(report.duration_ms as i64),
-                recording_key: rec.key.clone(),
-                recording_bytes: rec.bytes as i64,
-                source_name: Some(format!("{call_id}.wav")),
-                created_at: ts.clone(),
-                updated_at: ts,
-                ..Default::default()
-            };
-            app.db.insert_call(&row).await?;
-            if !rec.spooled {
-                app.queue
-                    .publish(&Job::new(&call_id, Stage::Transcribe))
-                    .await?;
-            }
-        }
+        book.book_answered(&report, a.campaign.clone(), &spool)
+            .await
+            .with_context(|| {
+                format!(
+                    "call {call_id} was answered but not fully booked; its recording is kept \
+                     and the workers finish the booking"
+                )
+            })?;
     }
     if a.json {
         let mut v = serde_json::to_value(&report)?;

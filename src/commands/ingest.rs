@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::config::Config;
 use anyhow::{Context, Result};
 use callqa_ingest::db::{now_rfc3339, status, CallRow};
-use callqa_ingest::queue::{Job, Stage};
+use callqa_ingest::queue::Stage;
 use callqa_ingest::storage::recording_key;
 use serde_json::json;
 use std::io::IsTerminal;
@@ -92,7 +92,8 @@ pub async fn run(cfg: Config, data_dir: &Path, a: Args) -> Result<i32> {
 }
 
 /// Uploads one file and queues its first job. Storage first, then the row, then the job:
-/// a crash leaves at worst an unreferenced object, never a call without its recording.
+/// a crash leaves at worst an unreferenced object, never a call without its recording, and
+/// a call booked without its job is queued by the workers (see `callqa_ingest::booking`).
 async fn store_one(
     app: &App,
     file: &Path,
@@ -121,7 +122,7 @@ async fn store_one(
     let ts = now_rfc3339();
     let row = CallRow {
         call_id: call_id.clone(),
-        status: status::QUEUED.into(),
+        status: status::STORED.into(),
         campaign: campaign.map(str::to_string),
         agent: agent.map(str::to_string),
         customer: customer.map(str::to_string),
@@ -133,10 +134,7 @@ async fn store_one(
         updated_at: ts,
         ..Default::default()
     };
-    app.db.insert_call(&row).await?;
-    app.queue
-        .publish(&Job::new(&call_id, Stage::Transcribe))
-        .await?;
+    callqa_ingest::booking::book_stored(&app.db, app.queue.as_ref(), &row).await?;
     tracing::info!(call_id = %call_id, file = %file.display(), bytes, "stored and queued");
     Ok(call_id)
 }

@@ -72,7 +72,7 @@ pub(crate) async fn render(state: &WebState) -> Result<String, WebError> {
         &mut out,
         "callqa_calls",
         "gauge",
-        "Calls by pipeline status (done = finished, failed = dead-lettered).",
+        "Calls by pipeline status (stored = booked, its job not yet confirmed; done = finished, failed = dead-lettered).",
     );
     for (status, n) in state.db.status_counts().await? {
         let _ = writeln!(

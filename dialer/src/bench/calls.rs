@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::sipp::{self, Sipp};
 use super::{bench_config, pcap, BenchError};
-use crate::call::{dial, CallReport, DialRequest, Outcome};
+use crate::call::{CallReport, DialRequest, Outcome};
 use crate::g711::Codec;
 use crate::media::FRAME;
 use crate::wav;
@@ -204,7 +204,7 @@ pub async fn concurrent_calls(opts: &CallsOptions) -> Result<CallsReport, BenchE
         let phase = Duration::from_micros(rand::random::<u64>() % 20_000);
         running.spawn(async move {
             tokio::time::sleep(phase).await;
-            dial(&cfg, req, store, &spool).await
+            super::dial_released(&cfg, req, store, &spool).await
         });
     }
     let mut reports = Vec::with_capacity(opts.concurrent);

@@ -7,15 +7,16 @@ pub mod pcap;
 pub mod setup;
 pub mod sipp;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::call::Outcome;
+use crate::call::{dial, CallReport, DialRequest, Outcome};
 use crate::config::{DialerConfig, TrunkConfig};
 use crate::error::DialerError;
+use crate::recording::{self, RecordingStore};
 
 pub use calls::{concurrent_calls, CallsOptions, CallsReport, MediaSource};
 pub use setup::{setup_rate, SetupBench, SetupPlan};
@@ -33,6 +34,21 @@ pub enum BenchError {
     },
     #[error("SIPp: {detail}")]
     Sipp { detail: String },
+}
+
+/// One benchmark call. A benchmark books no call, so it releases the recording's spool files
+/// at once, as a dialer does once the call is booked.
+async fn dial_released(
+    cfg: &DialerConfig,
+    req: DialRequest,
+    store: impl Into<RecordingStore>,
+    spool: &Path,
+) -> Result<CallReport, DialerError> {
+    let report = dial(cfg, req, store, spool).await?;
+    if let Some(rec) = &report.recording {
+        recording::release(spool, &report.call_id, rec).await?;
+    }
+    Ok(report)
 }
 
 /// What `callqa bench dial` runs.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::sipp::process_cpu_seconds;
-use crate::call::{dial, DialRequest, Outcome};
+use crate::call::{DialRequest, Outcome};
 use crate::config::DialerConfig;
 use crate::error::DialerError;
 
@@ -80,7 +80,7 @@ pub async fn setup_rate(
                     recording_key: format!("bench/{i}.wav"),
                     campaign: None,
                 };
-                tally.add(dial(&cfg, req, store.clone(), &spool).await);
+                tally.add(super::dial_released(&cfg, req, store.clone(), &spool).await);
             }
         });
     }

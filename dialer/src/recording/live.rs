@@ -199,18 +199,6 @@ impl LiveFile {
             tracing::warn!(call_id = %rec.call_id, error = %e, "in-progress marker not updated with the upload id");
         }
     }
-
-    /// Removes the marker at the normal end of the recording.
-    pub(super) async fn remove(&self) -> Result<(), DialerError> {
-        let rec = self.rec.lock().await;
-        let path = live_path(&self.spool_dir, &rec.call_id);
-        match tokio::fs::remove_file(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(DialerError::Spool { path, source: e })
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::io::SeekFrom;
 use std::path::{Path as FsPath, PathBuf};
 
 use callqa_ingest::db::{now_rfc3339, status, CallRow};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::live::{LiveRecording, Liveness, LIVE_EXT};
 use super::spool::{drain_spool_booked, remove_if_present, write_sidecar, RecoveredCall};
@@ -45,6 +45,19 @@ pub async fn repair_wav(path: &FsPath) -> std::io::Result<u64> {
     file.flush().await?;
     file.sync_all().await?;
     Ok(data)
+}
+
+/// Whether the recording at `path` has the exact sizes hangup writes, not the placeholders
+/// of a call still running: its dialer died after the call ended.
+async fn has_final_header(path: &FsPath) -> bool {
+    let mut header = [0u8; wav::HEADER_LEN];
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return false;
+    };
+    if file.read_exact(&mut header).await.is_err() {
+        return false;
+    }
+    header[40..44] != u32::MAX.to_le_bytes()
 }
 
 /// The row crash recovery books for `entry`, when recovery made it.
@@ -164,11 +177,12 @@ async fn recover_one(
         Liveness::Alive | Liveness::Unknown => return Ok(None),
     }
     let wav_path = spool_dir.join(format!("{}.wav", live.call_id));
+    let hung_up = has_final_header(&wav_path).await;
     let data = match repair_wav(&wav_path).await {
         Ok(data) => data,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Died before its first byte of audio, or after its upload completed: in either
-            // case nothing is left here to keep.
+            // Died before its first byte of audio, or released after its call was booked
+            // (the local copy goes first): in either case nothing is left here to keep.
             tracing::warn!(call_id = %live.call_id, "in-progress marker without a recording; removed");
             remove_if_present(marker)
                 .await
@@ -193,11 +207,19 @@ async fn recover_one(
         recovered: Some(RecoveredCall {
             call: live.call.clone(),
             duration_ms,
-            note: format!(
-                "the dialer (process {}) stopped before the call ended; its recording was \
-                 recovered up to the last frame written",
-                live.owner.pid
-            ),
+            note: if hung_up {
+                format!(
+                    "the dialer (process {}) stopped after the call ended, before booking it; \
+                     its recording was recovered whole",
+                    live.owner.pid
+                )
+            } else {
+                format!(
+                    "the dialer (process {}) stopped before the call ended; its recording was \
+                     recovered up to the last frame written",
+                    live.owner.pid
+                )
+            },
         }),
     };
     if let Some(row) = recovered_row(&entry) {
@@ -222,6 +244,7 @@ mod tests {
     use object_store::ObjectStore;
 
     use super::super::live::{live_path, CallMeta, Owner};
+    use super::super::{release, RecordingWriter};
     use super::*;
 
     fn le32(b: &[u8], at: usize) -> u32 {
@@ -459,5 +482,70 @@ mod tests {
             db.get_call("late").await.unwrap().unwrap().status,
             status::QUEUED
         );
+    }
+
+    /// A dialer that dies after hangup, with the recording stored but before its row is
+    /// booked, leaves the marker and the local copy, and recovery books the call from them;
+    /// one that books it releases both.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_call_stored_but_not_booked_when_its_dialer_dies_is_booked_by_recovery() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let spool = data_dir.path().join("spool");
+        let (book, db) = book(data_dir.path()).await;
+        let objects = Arc::new(InMemory::new());
+        let queue = EmbeddedQueue::new(db.clone(), "callqa");
+        let record = |call_id: &'static str| {
+            let (objects, spool) = (objects.clone(), spool.clone());
+            async move {
+                let call = marker(call_id, Owner::current(), None).call;
+                let key = format!("recordings/{call_id}.wav");
+                let mut w =
+                    RecordingWriter::create_live(objects, &key, call_id, &spool, 1 << 20, call)
+                        .await
+                        .unwrap();
+                w.write(&[7u8; 8_000]).await.unwrap();
+                let rec = w.finish().await.unwrap();
+                assert!(!rec.spooled, "{rec:?}");
+                rec
+            }
+        };
+
+        // Stored, not booked yet: the marker and the local copy still claim the recording.
+        record("hungup").await;
+        assert!(spool.join("hungup.live").exists() && spool.join("hungup.wav").exists());
+        // Its dialer dies here: the marker now names a process that is gone.
+        let mut live: LiveRecording =
+            serde_json::from_slice(&std::fs::read(live_path(&spool, "hungup")).unwrap()).unwrap();
+        live.owner = dead_owner();
+        put_marker(&spool, &live);
+        let uploaded = recover_and_drain(objects.clone(), &spool, &book)
+            .await
+            .unwrap();
+        assert_eq!(uploaded, vec!["recordings/hungup.wav".to_string()]);
+        let row = db.get_call("hungup").await.unwrap().expect("row");
+        assert_eq!(row.status, status::QUEUED);
+        assert_eq!(row.recording_bytes, 44 + 8_000);
+        assert_eq!(row.duration_ms, Some(250));
+        assert!(
+            row.error
+                .as_deref()
+                .unwrap_or("")
+                .contains("after the call ended"),
+            "{row:?}"
+        );
+        assert_eq!(queue.depth(Stage::Transcribe).await.unwrap(), 1);
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+
+        // Booked by its dialer: released, nothing left for recovery.
+        let rec = record("booked").await;
+        release(&spool, "booked", &rec).await.unwrap();
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+        assert!(recover_orphans(&spool, &book).await.unwrap().is_empty());
+        let stored = objects
+            .get(&object_store::path::Path::from("recordings/booked.wav"))
+            .await
+            .unwrap();
+        assert_eq!(stored.meta.size, 44 + 8_000);
     }
 }

@@ -9,7 +9,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callqa_ingest::db::{status, CallRow};
-use callqa_ingest::queue::{Job, Stage};
 use callqa_ingest::storage::Storage;
 use callqa_ingest::transcript::Transcript;
 use serde::Deserialize;
@@ -102,7 +101,8 @@ pub(crate) async fn get_row(state: &WebState, id: &str) -> Result<CallRow, WebEr
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only calls with this status (`queued`, `transcribed`, `scored`, `done`, `failed`).
+    /// Only calls with this status (`spooled`, `stored`, `queued`, `transcribed`, `scored`,
+    /// `done`, `failed`).
     pub status: Option<String>,
     /// At most this many (default 100).
     pub limit: Option<String>,
@@ -295,11 +295,10 @@ pub(crate) async fn retry_call(state: &WebState, user: &User, id: &str) -> Resul
             row.status
         )));
     }
-    state.db.set_status(id, status::QUEUED, None).await?;
-    state
-        .queue
-        .publish(&Job::new(id, Stage::Transcribe))
-        .await?;
+    // Through `stored`, like a new call: a crash before the job is published leaves the call
+    // for the workers' sweep, never `queued` without a job.
+    state.db.set_status(id, status::STORED, None).await?;
+    callqa_ingest::booking::publish_stored(&state.db, state.queue.as_ref(), id).await?;
     crate::audit::record(
         state.db.pool(),
         &user.name,
