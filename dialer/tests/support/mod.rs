@@ -224,7 +224,20 @@ pub struct Baresip {
 }
 
 impl Baresip {
+    /// Starts the phone; a start that fails (e.g. its probed port was taken meanwhile by a
+    /// test running beside it) is retried on a fresh port.
     pub fn agent(dir: &Path, user: &str, speech: &Path) -> Self {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::start(dir, user, speech) {
+                Ok(me) => return me,
+                Err(log) => last = log,
+            }
+        }
+        panic!("baresip did not start: {last}");
+    }
+
+    fn start(dir: &Path, user: &str, speech: &Path) -> Result<Self, String> {
         let port = free_udp_port();
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(dir.join("heard")).unwrap();
@@ -258,12 +271,11 @@ impl Baresip {
             .spawn()
             .expect("baresip missing: apt-get install -y baresip-core");
         let me = Self { child, port, dir };
-        assert!(
-            me.wait_log("baresip is ready", Duration::from_secs(10)),
-            "baresip did not start: {}",
-            me.log()
-        );
-        me
+        if me.wait_log("baresip is ready", Duration::from_secs(20)) {
+            Ok(me)
+        } else {
+            Err(me.log())
+        }
     }
 
     pub fn uri(&self, user: &str) -> String {
