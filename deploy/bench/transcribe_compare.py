@@ -1,14 +1,90 @@
 #!/usr/bin/env python3
 """Transcription benchmark: callqa (whisper.cpp via whisper-rs) against faster-whisper
 (PyPI) on the same weights (whisper base: the CTranslate2 model and its ggml conversion),
-the same threads and the same audio: a 3-minute stereo call with realistic silence, built
-from espeak-ng speech. Reports wall time, real-time factor and word error rate per engine.
+the same threads and the same audio: a stereo call with realistic silence, at 8 kHz through
+a G.711 mu-law round trip, built from synthetic speech. Reports wall time, real-time factor
+and word error rate per engine.
 
-Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2] [--minutes 3]
-       [--fw int8:5,int8:1]   (faster-whisper compute type and beam size per run)
+Corpora (--corpus):
+  calls    five outbound calls, 59 distinct turns, 763 words, ten voices from three
+           synthesizers (espeak-ng variants, flite, festival HTS); about 6.5 minutes.
+  espeak15 the first corpus: 15 espeak-ng sentences repeated to fill --minutes.
+WER is scored after Whisper's English normaliser (PyPI whisper-normalizer) when it is
+importable, applied to reference and both engines alike; otherwise lower-cased words.
+
+Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
+       [--corpus calls|espeak15] [--minutes 3] [--fw int8:5,int8:1] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
-import argparse, json, os, subprocess, sys, tempfile, time, wave, struct, re
+import argparse, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
+
+# Five outbound calls as (agent 'a' | customer 'c', text) turns: the `calls` corpus.
+DIALOGUES = [
+ [("a","Good morning, this is Daniel from Northwind Energy, am I speaking with the account holder?"),
+  ("c","Yes, speaking. What is this about?"),
+  ("a","I am calling about your electricity bill of one hundred and forty dollars, which is now thirty days overdue."),
+  ("c","I thought I set up automatic payments in March."),
+  ("a","The automatic payment failed because the card on file expired at the end of February."),
+  ("c","Oh, I did get a new card. Can I give you the new number now?"),
+  ("a","Of course. For your security, please confirm the last four digits of the new card first."),
+  ("c","The last four digits are seven, two, nine, five."),
+  ("a","Thank you. I have updated the card and the payment went through successfully."),
+  ("c","Great. Will there be a late fee on my next statement?"),
+  ("a","Since this is the first time, I have waived the late fee as a courtesy."),
+  ("c","That is very kind, thank you for your help."),
+  ("a","You are welcome. Is there anything else I can help you with today?"),
+  ("c","No, that is everything. Have a nice day."),
+ ],
+ [("a","Hello, this is Maria calling from the dental clinic to confirm your appointment tomorrow at half past two."),
+  ("c","Tomorrow? I thought it was on Friday."),
+  ("a","Let me check. Yes, it was moved to Thursday because the doctor is away on Friday."),
+  ("c","Nobody told me about that change. I cannot come on Thursday afternoon."),
+  ("a","I am sorry about that. We have an opening next Monday at nine in the morning."),
+  ("c","Monday morning works for me. Please book it."),
+  ("a","Done. You will receive a text message with the new time within a few minutes."),
+  ("c","Do I need to bring anything with me?"),
+  ("a","Please bring your insurance card and arrive ten minutes early to fill in a short form."),
+  ("c","All right, I will be there. Thanks for calling."),
+ ],
+ [("a","Hi, my name is Kevin and I am calling from Blue Sky Internet with a special offer for our customers."),
+  ("c","I am not interested in any offers, I am very busy."),
+  ("a","I understand. This will only take a minute, we can double your speed for the same monthly price."),
+  ("c","My internet keeps dropping every evening, that is the real problem."),
+  ("a","I am sorry to hear that. I can open a repair ticket and send a technician this week."),
+  ("c","I have already called three times and nothing was fixed."),
+  ("a","I see the previous tickets. This time I will escalate it to our senior engineering team."),
+  ("c","If it is not fixed by next week I will cancel my contract and file a complaint."),
+  ("a","I completely understand your frustration. A technician will visit on Wednesday between eight and noon."),
+  ("c","Fine. And please remove my number from your sales list."),
+  ("a","I have added your number to our do not call list. You will not receive sales calls from us again."),
+  ("c","Thank you. Goodbye."),
+ ],
+ [("a","Good evening, I am calling on behalf of City Hospital to ask about your recent visit. Do you have five minutes?"),
+  ("c","Sure, I can answer a few questions."),
+  ("a","On a scale from one to ten, how would you rate the care you received?"),
+  ("c","I would say eight. The nurses were friendly, but the waiting time was too long."),
+  ("a","How long did you wait before you saw a doctor?"),
+  ("c","Almost two hours, and the waiting room was very crowded."),
+  ("a","Thank you for telling us. Was the doctor's explanation of your treatment clear?"),
+  ("c","Yes, she explained everything and answered all my questions."),
+  ("a","Would you recommend our hospital to your friends and family?"),
+  ("c","Probably yes, if they make the waiting time shorter."),
+  ("a","That was my last question. Thank you very much for your time and feedback."),
+ ],
+ [("a","Hello, this is Sarah from Greenfield Insurance. I am returning your call about the claim for your car."),
+  ("c","Finally. I sent the photos of the damage two weeks ago and heard nothing."),
+  ("a","I apologise for the delay. Your claim number is four five eight one, and it was approved yesterday."),
+  ("c","How much will you pay for the repair?"),
+  ("a","The approved amount is two thousand three hundred dollars, minus your deductible of five hundred."),
+  ("c","That is less than the garage quoted me. The quote was almost three thousand."),
+  ("a","You can send us the written quote from the garage and we will review the difference."),
+  ("c","Where should I send it, by email or by post?"),
+  ("a","Email is fastest. Please send it to claims at greenfield dot com with your claim number in the subject."),
+  ("c","I will send it tonight. When can I expect an answer?"),
+  ("a","Usually within three business days. I will call you as soon as I have a decision."),
+  ("c","Okay, thank you, Sarah."),
+ ],
+]
 
 SENTENCES = [
     ("agent", "Good afternoon, this is Anna calling from Acme Bank about your credit card."),
@@ -28,12 +104,67 @@ SENTENCES = [
     ("agent", "Thank you for your time, have a good day, goodbye."),
 ]
 
+# (agent voice, customer voice) per call of the `calls` corpus: synthesizer:voice.
+CALL_VOICES = [
+    ("espeak:en-us", "flite:slt"),
+    ("flite:rms", "espeak:en-us+f2"),
+    ("festival:cmu_us_slt_arctic_hts", "flite:awb"),
+    ("espeak:en-gb+m3", "flite:kal16"),
+    ("flite:awb", "espeak:en-gb-x-rp+f4"),
+]
+
+def synth(text, voice, path):
+    """Speech for `text` at 8 kHz through a G.711 mu-law round trip, as 16-bit samples."""
+    engine, name = voice.split(":", 1)
+    raw = path + ".raw.wav"
+    if engine == "espeak":
+        subprocess.run(["espeak-ng", "-v", name, "-s", "150", "-w", raw, text], check=True)
+    elif engine == "flite":
+        subprocess.run(["flite", "-voice", name, "-t", text, "-o", raw], check=True)
+    elif engine == "festival":
+        subprocess.run(["text2wave", "-eval", f"(voice_{name})", "-o", raw], input=text.encode(), check=True)
+    else:
+        raise ValueError(voice)
+    ulaw = path + ".ul.wav"
+    subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
+    subprocess.run(["sox", ulaw, "-b", "16", "-e", "signed-integer", path], check=True)
+    w = wave.open(path); data = w.readframes(w.getnframes()); w.close()
+    return list(struct.unpack("<%dh" % (len(data) // 2), data))
+
 def espeak(text, voice, path):
     raw = path + ".raw.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", raw, text], check=True)
     subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-b", "16", path], check=True)
     w = wave.open(path); data = w.readframes(w.getnframes()); w.close()
     return list(struct.unpack("<%dh" % (len(data) // 2), data))
+
+def write_call(dir_, left, right, refs, rate=8000):
+    out = os.path.join(dir_, "call.wav")
+    w = wave.open(out, "wb"); w.setnchannels(2); w.setsampwidth(2); w.setframerate(rate)
+    w.writeframes(b"".join(struct.pack("<hh", a, b) for a, b in zip(left, right))); w.close()
+    for ch, name in ((0, "agent"), (1, "customer")):
+        subprocess.run(["sox", out, os.path.join(dir_, f"{name}.wav"), "remix", str(ch + 1)], check=True)
+    return out, {k: " ".join(v) for k, v in refs.items()}
+
+def build_calls_corpus(dir_):
+    """The five calls one after another on one stereo timeline, 0.6-2.4 s between turns
+    and 4 s between calls; returns (call.wav, reference text per speaker)."""
+    rate = 8000
+    left, right, refs = [], [], {"agent": [], "customer": []}
+    i = 0
+    for dialogue, voices in zip(DIALOGUES, CALL_VOICES):
+        left += [0] * (rate * 4); right += [0] * (rate * 4)
+        for side, text in dialogue:
+            i += 1
+            voice = voices[0] if side == "a" else voices[1]
+            s = synth(text, voice, os.path.join(dir_, f"u{i}.wav"))
+            gap = [0] * int(rate * (0.6 + (i % 4) * 0.6))
+            left += gap; right += gap
+            if side == "a":
+                left += s; right += [0] * len(s); refs["agent"].append(text)
+            else:
+                right += s; left += [0] * len(s); refs["customer"].append(text)
+    return write_call(dir_, left, right, refs)
 
 def build_call(dir_, minutes):
     rate = 8000
@@ -56,14 +187,17 @@ def build_call(dir_, minutes):
         refs[side].append(text)
     pad = target - len(left)
     left += [0] * pad; right += [0] * pad
-    out = os.path.join(dir_, "call.wav")
-    w = wave.open(out, "wb"); w.setnchannels(2); w.setsampwidth(2); w.setframerate(rate)
-    w.writeframes(b"".join(struct.pack("<hh", a, b) for a, b in zip(left, right))); w.close()
-    for ch, name in ((0, "agent"), (1, "customer")):
-        subprocess.run(["sox", out, os.path.join(dir_, f"{name}.wav"), "remix", str(ch + 1)], check=True)
-    return out, {k: " ".join(v) for k, v in refs.items()}
+    return write_call(dir_, left, right, refs)
+
+try:
+    from whisper_normalizer.english import EnglishTextNormalizer
+    _NORMALIZE = EnglishTextNormalizer()
+except ImportError:
+    _NORMALIZE = None
 
 def words(t):
+    if _NORMALIZE is not None:
+        return _NORMALIZE(t).split()
     t = t.lower().replace("-", " ")
     return re.findall(r"[a-z0-9']+", t)
 
@@ -80,11 +214,15 @@ def wer(ref, hyp):
 def run_faster_whisper(ct2, dir_, threads, compute_type, beam):
     from faster_whisper import WhisperModel
     m = WhisperModel(ct2, device="cpu", compute_type=compute_type, cpu_threads=threads)
-    text, t0 = {}, time.time()
+    text, t0, c0 = {}, time.time(), cpu_seconds(resource.RUSAGE_SELF)
     for name in ("agent", "customer"):
         segs, _ = m.transcribe(os.path.join(dir_, f"{name}.wav"), language="en", beam_size=beam, vad_filter=True)
         text[name] = " ".join(s.text for s in segs)
-    return time.time() - t0, text
+    return time.time() - t0, cpu_seconds(resource.RUSAGE_SELF) - c0, text
+
+def cpu_seconds(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
 
 def run_callqa(bin_, model, call, threads):
     env = dict(os.environ)
@@ -94,42 +232,71 @@ def run_callqa(bin_, model, call, threads):
     for kv in parts[1:]:
         k, v = kv.split("=", 1)
         env["CALLQA_TRANSCRIBE_" + k.upper()] = v
+    c0 = cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.run([bin_, "bench", "transcribe", call, "--model", model, "--threads", str(threads),
                           "--language", "en"], check=True, capture_output=True, text=True, env=env)
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - c0  # includes loading the model (~0.2 s)
     r = json.loads(out.stdout)
     run = r["runs"][0]
-    return run["wall_s"], run["by_speaker"]
+    return run["wall_s"], cpu, run["by_speaker"]
+
+def call_seconds(path):
+    w = wave.open(path); n, rate = w.getnframes(), w.getframerate(); w.close()
+    return n / rate
+
+def prepare(a, d):
+    """The call and its references in `d`, generated unless `d` already holds them."""
+    refs_path = os.path.join(d, "refs.json")
+    call = os.path.join(d, "call.wav")
+    if os.path.exists(refs_path) and os.path.exists(call):
+        return call, json.load(open(refs_path))
+    if a.corpus == "calls":
+        call, refs = build_calls_corpus(d)
+    else:
+        call, refs = build_call(d, a.minutes)
+    json.dump(refs, open(refs_path, "w"))
+    return call, refs
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="+")
+    ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="*")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
-    ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,...")
-    ap.add_argument("--keep", help="copy the generated call.wav here")
+    ap.add_argument("--corpus", choices=["calls", "espeak15"], default="calls")
+    ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,... ('' for none)")
+    ap.add_argument("--workdir", help="keep the generated call here and reuse it on the next run")
+    ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        call, refs = build_call(d, a.minutes)
-        if a.keep:
-            import shutil
-            shutil.copy(call, a.keep)
-        audio_s = a.minutes * 60 * 2  # both channels are transcribed
-        rows = []
-        for model in a.ggml:
-            wall, text = run_callqa(a.callqa, model, call, a.threads)
-            rows.append(("callqa " + os.path.basename(model), wall, text))
-            print(f"callqa {os.path.basename(model)}: {wall:.1f} s", file=sys.stderr)
-        for spec in a.fw.split(","):
-            ct, beam = spec.split(":")
-            beam = int(beam)
-            wall, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, beam)
-            rows.append((f"faster-whisper {ct} beam{beam}", wall, text))
-        res = []
-        for name, wall, text in rows:
-            w = wer(refs["agent"] + " " + refs["customer"], text.get("agent", "") + " " + text.get("customer", ""))
-            res.append({"engine": name, "wall_s": round(wall, 2), "rtf": round(a.minutes * 60 / wall, 2), "wer": round(w, 4),
-                        "text": text})
-            print(f"{name:34s} wall {wall:7.2f} s   {a.minutes*60/wall:6.2f}x real time (call length)   WER {w:.3f}", file=sys.stderr)
-        print(json.dumps({"audio_minutes": a.minutes, "threads": a.threads, "results": res}))
+    tmp = None
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)
+        d = a.workdir
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        d = tmp.name
+    call, refs = prepare(a, d)
+    secs = call_seconds(call)
+    rows = []
+    for model in a.ggml:
+        wall, cpu, text = run_callqa(a.callqa, model, call, a.threads)
+        rows.append(("callqa " + os.path.basename(model), wall, cpu, text))
+        print(f"callqa {os.path.basename(model)}: {wall:.1f} s", file=sys.stderr)
+    for spec in filter(None, a.fw.split(",")):
+        ct, beam = spec.split(":")
+        wall, cpu, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, int(beam))
+        rows.append((f"faster-whisper {ct} beam{beam}", wall, cpu, text))
+    res = []
+    for name, wall, cpu, text in rows:
+        per = {k: wer(refs[k], text.get(k, "")) for k in ("agent", "customer")}
+        w = wer(refs["agent"] + " " + refs["customer"], text.get("agent", "") + " " + text.get("customer", ""))
+        res.append({"engine": name, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rtf": round(secs / wall, 2),
+                    "wer": round(w, 4),
+                    "wer_by_speaker": {k: round(v, 4) for k, v in per.items()}, "text": text})
+        print(f"{name:44s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  {secs/wall:6.2f}x real time  WER {w:.3f}"
+              f" (agent {per['agent']:.3f}, customer {per['customer']:.3f})", file=sys.stderr)
+        if a.show:
+            for k in ("agent", "customer"):
+                print(f"  {k}: {text.get(k, '')}", file=sys.stderr)
+    print(json.dumps({"corpus": a.corpus, "call_seconds": round(secs, 1), "threads": a.threads, "results": res}))
 
 if __name__ == "__main__":
     main()

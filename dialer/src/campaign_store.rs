@@ -208,7 +208,9 @@ impl CampaignStore {
             name: c.name.clone(),
             reason: e.to_string(),
         })?;
-        let mut tx = self.pool.begin().await.map_err(db("begin load"))?;
+        let mut tx = callqa_ingest::db::begin_write(&self.pool)
+            .await
+            .map_err(db("begin load"))?;
         sqlx::query(
             "INSERT INTO campaigns (name, config, state, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5)

@@ -62,8 +62,8 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TranscribeConfig {
-    /// ggml model file. Default: `<data-dir>/models/ggml-base.bin`, then the
-    /// `CALLQA_MODEL` environment variable's path.
+    /// ggml model file. Default: `<data-dir>/models/ggml-base.bin` (the environment
+    /// variable `CALLQA_TRANSCRIBE_MODEL` sets it like any other key).
     pub model: Option<PathBuf>,
     /// Threads per transcription: that many whisper states decode the call's windows at
     /// once, one thread each (the threads are split when there are fewer windows).
@@ -96,6 +96,21 @@ pub struct TranscribeConfig {
     pub pack_seconds: u32,
     /// whisper.cpp's flash attention kernels in the encoder and decoder.
     pub flash_attn: bool,
+    /// Speech kept on each side of a voice-gated utterance, in milliseconds.
+    pub vad_pad_ms: u32,
+    /// Silence laid between packed utterances, in milliseconds.
+    pub pack_gap_ms: u32,
+    /// Give whisper the text of the channel's previous packed window as its prompt (as
+    /// faster-whisper's `condition_on_previous_text`); a window whose prompted text
+    /// degenerates into repetition is decoded again without it.
+    pub condition_on_previous_text: bool,
+    /// Temperature step of whisper's fallback when a decode fails its entropy or
+    /// log-probability test; 0 turns the fallback off.
+    pub temperature_inc: f32,
+    /// Entropy below which a decode counts as repetitive and falls back.
+    pub entropy_thold: f32,
+    /// Average log-probability below which a decode falls back.
+    pub logprob_thold: f32,
 }
 
 impl Default for TranscribeConfig {
@@ -114,6 +129,12 @@ impl Default for TranscribeConfig {
             pack: true,
             pack_seconds: 28,
             flash_attn: false,
+            vad_pad_ms: 200,
+            pack_gap_ms: 300,
+            condition_on_previous_text: false,
+            temperature_inc: 0.2,
+            entropy_thold: 2.4,
+            logprob_thold: -1.0,
         }
     }
 }

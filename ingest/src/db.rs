@@ -73,6 +73,19 @@ pub fn now_ms() -> i64 {
 const CALL_COLUMNS: &str = "call_id, status, campaign, agent, customer, started_at, duration_ms, \
      language, recording_key, recording_bytes, source_name, transcript_key, error, created_at, updated_at";
 
+/// Begins a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+/// taken up front (waiting out the busy timeout), where a plain `BEGIN` that reads first
+/// fails at once with "database is locked" when another connection wrote in between.
+pub async fn begin_write(
+    pool: &AnyPool,
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
 impl Db {
     /// Connects (creating the SQLite file if needed) and applies migrations.
     pub async fn connect(cfg: &DatabaseConfig, data_dir: &Path) -> Result<Db> {

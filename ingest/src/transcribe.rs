@@ -23,8 +23,6 @@ const WINDOW_SAMPLES: usize = 30 * WHISPER_RATE as usize;
 const FULL_AUDIO_CTX: usize = 1500;
 /// Packed windows stay a little under 30 s so whisper's last timestamp fits.
 const MAX_PACK_SECONDS: u32 = 28;
-/// Silence laid between packed utterances, so whisper ends a segment there.
-const PACK_GAP_SAMPLES: usize = WHISPER_RATE as usize * 3 / 10;
 /// Whisper timestamps are in centiseconds: 160 samples at 16 kHz.
 const SAMPLES_PER_CS: usize = WHISPER_RATE as usize / 100;
 /// Pushes whisper towards simplified characters in Mandarin output.
@@ -41,6 +39,8 @@ const MAX_PARALLEL_STATES: usize = 8;
 enum Job {
     /// A packed window of one channel's utterances.
     Pack { ch: usize, pack: pack::Pack },
+    /// One channel's packed windows in order, each prompted with the previous one's text.
+    Packs { ch: usize, packs: Vec<pack::Pack> },
     /// One channel's utterances in order, each prompted with the words before it.
     Utterances { ch: usize },
 }
@@ -140,11 +140,15 @@ impl Transcriber {
         for (ch, c) in channels.iter().enumerate() {
             if self.cfg.pack {
                 let window = self.cfg.pack_seconds.clamp(1, MAX_PACK_SECONDS) * WHISPER_RATE;
-                jobs.extend(
-                    pack::pack(&c.pcm, &c.regions, window as usize, PACK_GAP_SAMPLES)
-                        .into_iter()
-                        .map(|pack| Job::Pack { ch, pack }),
-                );
+                let gap = (self.cfg.pack_gap_ms as usize * WHISPER_RATE as usize) / 1000;
+                let packs = pack::pack(&c.pcm, &c.regions, window as usize, gap);
+                if self.cfg.condition_on_previous_text {
+                    if !packs.is_empty() {
+                        jobs.push(Job::Packs { ch, packs });
+                    }
+                } else {
+                    jobs.extend(packs.into_iter().map(|pack| Job::Pack { ch, pack }));
+                }
             } else if !c.regions.is_empty() {
                 jobs.push(Job::Utterances { ch });
             }
@@ -153,7 +157,8 @@ impl Transcriber {
     }
 
     /// Runs the jobs on up to `threads` whisper states at once, the threads split between
-    /// them (one each when there are enough jobs). Whisper's multi-threaded decoding waits
+    /// the states still busy (one each while there are enough jobs; a state finishing the
+    /// last job gets the threads others no longer use). Whisper's multi-threaded decoding waits
     /// on a barrier per graph node, which collapses when another process takes a core
     /// (measured: 149 vs 16 ms per token on a busy 2-core machine); independent windows on
     /// single-threaded states have no such waits.
@@ -166,28 +171,35 @@ impl Transcriber {
         let threads = self.cfg.threads.max(1);
         let workers = threads.min(jobs.len()).clamp(1, MAX_PARALLEL_STATES);
         let next = AtomicUsize::new(0);
+        let busy = AtomicUsize::new(workers);
         let failed = AtomicBool::new(false);
         let outcomes: Vec<Result<Vec<Segment>, String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
-                    let n_threads = threads / workers + usize::from(w < threads % workers);
-                    let (next, failed) = (&next, &failed);
+                    let (next, busy, failed) = (&next, &busy, &failed);
+                    let n_threads = move || {
+                        let b = busy.load(Ordering::Relaxed).max(1);
+                        threads / b + usize::from(w < threads % b)
+                    };
                     scope.spawn(move || -> Result<Vec<Segment>, String> {
-                        let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
-                        let mut out = Vec::new();
-                        while !failed.load(Ordering::Relaxed) {
-                            let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                                break;
-                            };
-                            match self.run_job(&mut state, channels, job, lang, n_threads) {
-                                Ok(segs) => out.extend(segs),
-                                Err(e) => {
-                                    failed.store(true, Ordering::Relaxed);
-                                    return Err(e);
+                        let outcome = (|| {
+                            let mut state = self.ctx.create_state().map_err(|e| e.to_string())?;
+                            let mut out = Vec::new();
+                            while !failed.load(Ordering::Relaxed) {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some(job) = jobs.get(i) else { break };
+                                match self.run_job(&mut state, channels, job, lang, &n_threads) {
+                                    Ok(segs) => out.extend(segs),
+                                    Err(e) => {
+                                        failed.store(true, Ordering::Relaxed);
+                                        return Err(e);
+                                    }
                                 }
                             }
-                        }
-                        Ok(out)
+                            Ok(out)
+                        })();
+                        busy.fetch_sub(1, Ordering::Relaxed);
+                        outcome
                     })
                 })
                 .collect();
@@ -206,14 +218,14 @@ impl Transcriber {
         Ok(segments)
     }
 
-    /// Decodes one job on `state` with `n_threads` whisper threads.
+    /// Decodes one job on `state`, each decode with `n_threads()` whisper threads.
     fn run_job(
         &self,
         state: &mut WhisperState,
         channels: &[Channel],
         job: &Job,
         lang: Option<&str>,
-        n_threads: usize,
+        n_threads: &dyn Fn() -> usize,
     ) -> Result<Vec<Segment>, String> {
         match job {
             // A packed window carries its own context; the previous window's words as a
@@ -221,13 +233,37 @@ impl Transcriber {
             // are decoded without them.
             Job::Pack { ch, pack } => {
                 let speaker = channels[*ch].speaker;
-                let texts = self.decode_pack(state, pack, lang, n_threads)?;
+                let texts = self.decode_pack(state, pack, lang, None, n_threads())?;
                 Ok(pack
                     .regions
                     .iter()
                     .zip(texts)
                     .filter_map(|(r, raw)| segment(speaker, r, &raw))
                     .collect())
+            }
+            // Each window is prompted with the previous window's words; a prompted decode
+            // that degenerates into repetition is decoded again without the prompt.
+            Job::Packs { ch, packs } => {
+                let speaker = channels[*ch].speaker;
+                let mut context = String::new();
+                let mut out = Vec::new();
+                for pack in packs {
+                    let prompt = (!context.is_empty()).then_some(context.as_str());
+                    let mut texts = self.decode_pack(state, pack, lang, prompt, n_threads())?;
+                    if prompt.is_some() && repetitive(&texts.join(" ")) {
+                        texts = self.decode_pack(state, pack, lang, None, n_threads())?;
+                    }
+                    let segs: Vec<Segment> = pack
+                        .regions
+                        .iter()
+                        .zip(texts)
+                        .filter_map(|(r, raw)| segment(speaker, r, &raw))
+                        .collect();
+                    let text: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
+                    context = tail_chars(&text.join(" "), CONTEXT_CHARS);
+                    out.extend(segs);
+                }
+                Ok(out)
             }
             // What this speaker said just before is whisper's prompt for the next utterance.
             Job::Utterances { ch } => {
@@ -237,7 +273,7 @@ impl Transcriber {
                 for r in &ch.regions {
                     let prompt = self.cfg.context.then_some(context.as_str());
                     let pcm = &ch.pcm[r.start..r.end];
-                    let raw = self.decode_region(state, pcm, lang, prompt, n_threads)?;
+                    let raw = self.decode_region(state, pcm, lang, prompt, n_threads())?;
                     if let Some(seg) = segment(ch.speaker, r, &raw) {
                         context = tail_chars(&format!("{context} {}", seg.text), CONTEXT_CHARS);
                         out.push(seg);
@@ -264,7 +300,10 @@ impl Transcriber {
         } else {
             vec![(0, Speaker::Mixed)]
         };
-        let vad = VadParams::default();
+        let vad = VadParams {
+            pad_ms: self.cfg.vad_pad_ms,
+            ..VadParams::default()
+        };
         layout
             .into_iter()
             .map(|(idx, speaker)| {
@@ -340,6 +379,9 @@ impl Transcriber {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_suppress_nst(true);
+        p.set_temperature_inc(self.cfg.temperature_inc);
+        p.set_entropy_thold(self.cfg.entropy_thold);
+        p.set_logprob_thold(self.cfg.logprob_thold);
         let context = context
             .map(|c| c.replace('\0', ""))
             .filter(|c| !c.trim().is_empty());
@@ -365,9 +407,10 @@ impl Transcriber {
         state: &mut WhisperState,
         pk: &pack::Pack,
         lang: Option<&str>,
+        context: Option<&str>,
         n_threads: usize,
     ) -> Result<Vec<String>, String> {
-        let mut p = self.params(lang, None, pk.pcm.len(), n_threads);
+        let mut p = self.params(lang, context, pk.pcm.len(), n_threads);
         p.set_no_timestamps(false);
         p.set_token_timestamps(true);
         state
@@ -375,6 +418,8 @@ impl Transcriber {
             .map_err(|e| format!("whisper: {e}"))?;
         let eot = self.ctx.token_eot();
         let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); pk.regions.len()];
+        let mut last_region = None;
+        let mut sentence_ended = false;
         // Silence was gated out before packing; whisper's own no-speech test (no-speech
         // probability and a low log-probability together) still skips a window of noise.
         for seg in state.as_iter() {
@@ -399,8 +444,16 @@ impl Transcriber {
                 } else {
                     (s0 + s1) / 2
                 };
-                let region = pk.region_at(mid as usize * SAMPLES_PER_CS);
                 let piece = tok.to_bytes().map_err(|e| e.to_string())?;
+                // A word's later pieces and the punctuation after it stay with the word:
+                // their estimated times often fall in the gap after an utterance, nearer
+                // the next one.
+                let region = match last_region {
+                    Some(last) if continues_previous(piece) => last,
+                    _ => pk.region_at(mid as usize * SAMPLES_PER_CS, sentence_ended),
+                };
+                last_region = Some(region);
+                sentence_ended = ends_sentence(piece);
                 bytes[region].extend_from_slice(piece);
             }
         }
@@ -441,6 +494,66 @@ impl Transcriber {
 fn short_audio_ctx(samples: usize, floor: usize) -> usize {
     let needed = samples.div_ceil(320);
     (needed + 64).clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
+}
+
+/// Whether a token belongs with the one before it: punctuation, the rest of a word (no
+/// leading space), or the rest of a multi-byte character. A token that starts a word or a
+/// Chinese character is placed by its own time.
+fn continues_previous(piece: &[u8]) -> bool {
+    match piece.first() {
+        None => return true,
+        Some(b) if (0x80..0xC0).contains(b) => return true,
+        _ => {}
+    }
+    let text = match std::str::from_utf8(piece) {
+        Ok(t) => t,
+        Err(e) if e.valid_up_to() > 0 => {
+            std::str::from_utf8(&piece[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    let punctuation = !text.chars().any(char::is_alphanumeric);
+    let inside_word = text
+        .chars()
+        .next()
+        .is_some_and(|c| !c.is_whitespace() && !is_cjk(c));
+    punctuation || inside_word
+}
+
+/// Whether a token closes a sentence (full stop, question or exclamation mark).
+fn ends_sentence(piece: &[u8]) -> bool {
+    std::str::from_utf8(piece).is_ok_and(|t| {
+        t.trim_end()
+            .ends_with(['.', '?', '!', '\u{3002}', '\u{ff1f}', '\u{ff01}'])
+    })
+}
+
+/// Whether `text` has degenerated into a loop: a 4-gram of words (of characters, for
+/// Chinese) repeated three times or more.
+fn repetitive(text: &str) -> bool {
+    let mut units: Vec<String> = Vec::new();
+    for w in text.split_whitespace() {
+        if w.chars().any(is_cjk) {
+            units.extend(w.chars().filter(|c| c.is_alphanumeric()).map(String::from));
+        } else {
+            let w = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            if !w.is_empty() {
+                units.push(w);
+            }
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    units.windows(4).any(|g| {
+        let n = seen.entry(g).or_insert(0u32);
+        *n += 1;
+        *n >= 3
+    })
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{9fff}' | '\u{f900}'..='\u{faff}')
 }
 
 fn fixed_windows(len: usize) -> Vec<Region> {
@@ -524,6 +637,42 @@ mod tests {
         assert_eq!(short_audio_ctx(16000 * 10, 256), 564);
         assert_eq!(short_audio_ctx(16000 * 10, 768), 768);
         assert_eq!(short_audio_ctx(16000, 4000), 1500);
+    }
+
+    #[test]
+    fn word_pieces_and_punctuation_stay_with_the_word() {
+        assert!(continues_previous(b"?"));
+        assert!(continues_previous(" ...".as_bytes()));
+        assert!(continues_previous("\u{3002}".as_bytes()));
+        assert!(continues_previous(b"'m"));
+        assert!(continues_previous(b"ing"));
+        assert!(!continues_previous(b" refund"));
+        // A Chinese character starts on its own; its second half follows it.
+        let tui = "\u{9000}".as_bytes();
+        assert!(!continues_previous(tui));
+        assert!(!continues_previous(&tui[..2]));
+        assert!(continues_previous(&tui[2..]));
+    }
+
+    #[test]
+    fn sentence_ends_are_recognised() {
+        assert!(ends_sentence(b"."));
+        assert!(ends_sentence(b"?"));
+        assert!(ends_sentence("\u{3002}".as_bytes()));
+        assert!(!ends_sentence(b","));
+        assert!(!ends_sentence(b" Mr"));
+    }
+
+    #[test]
+    fn spots_repetition_loops() {
+        assert!(!repetitive(
+            "I was charged twice and I want a refund for the payment."
+        ));
+        assert!(repetitive(
+            "I want a refund. I want a refund. I want a refund. I want a refund."
+        ));
+        assert!(!repetitive("我要退款，不然我就要投诉你们。"));
+        assert!(repetitive("我要退款我要退款我要退款我要退款"));
     }
 
     #[test]

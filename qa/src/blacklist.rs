@@ -273,9 +273,7 @@ impl Blacklist {
         actor: &str,
     ) -> Result<BlacklistEntry, QaError> {
         let number = number::normalize(number)?;
-        let mut tx = self
-            .pool
-            .begin()
+        let mut tx = callqa_ingest::db::begin_write(&self.pool)
             .await
             .map_err(QaError::db("begin blacklist add"))?;
         let entry = add_on(&mut tx, &number, reason, source, calls, expires_at, actor).await?;
@@ -289,9 +287,7 @@ impl Blacklist {
     /// Removes `number` (audited); `false`, and no audit record, when it was not on the list.
     pub async fn remove(&self, number: &str, reason: &str, actor: &str) -> Result<bool, QaError> {
         let number = number::normalize(number)?;
-        let mut tx = self
-            .pool
-            .begin()
+        let mut tx = callqa_ingest::db::begin_write(&self.pool)
             .await
             .map_err(QaError::db("begin blacklist remove"))?;
         let Some(existing) = get_on(&mut tx, &number).await? else {
@@ -454,9 +450,7 @@ impl Blacklist {
             };
             good.push((number, reason, expires));
         }
-        let mut tx = self
-            .pool
-            .begin()
+        let mut tx = callqa_ingest::db::begin_write(&self.pool)
             .await
             .map_err(QaError::db("begin blacklist import"))?;
         for (number, reason, expires) in &good {
@@ -503,8 +497,7 @@ pub async fn apply_policy(
         }
     };
     let started = parse_time("started_at", &meta.started_at)?;
-    let mut tx = pool
-        .begin()
+    let mut tx = callqa_ingest::db::begin_write(pool)
         .await
         .map_err(QaError::db("begin blacklist policy"))?;
     let mut new_events = Vec::new();

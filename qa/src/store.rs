@@ -124,8 +124,7 @@ pub async fn store_result(pool: &AnyPool, meta: &CallMeta, r: &QaResult) -> Resu
     let flags = serde_json::to_string(&r.flags).map_err(QaError::json("QA flags"))?;
     let now = fmt_time(Utc::now());
     let flag = |f: &str| i64::from(r.has_flag(f));
-    let mut tx = pool
-        .begin()
+    let mut tx = callqa_ingest::db::begin_write(pool)
         .await
         .map_err(QaError::db("begin storing QA result"))?;
     sqlx::query(

@@ -37,7 +37,8 @@ pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
             let q = match quantize.as_str() {
                 "f16" => Quantization::F16,
                 "q8_0" => Quantization::Q8_0,
-                other => anyhow::bail!("unknown --quantize {other:?} (use f16 or q8_0)"),
+                "q4_0" => Quantization::Q4_0,
+                other => anyhow::bail!("unknown --quantize {other:?} (use f16, q8_0 or q4_0)"),
             };
             let summary = tokio::task::spawn_blocking(move || import_ct2(&dir, &out, q))
                 .await

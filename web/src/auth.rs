@@ -189,7 +189,9 @@ pub async fn add_user(pool: &AnyPool, name: &str, role: Role) -> Result<NewUser,
         .await
         .map_err(|e| WebError::Task(e.to_string()))??;
     let now = callqa_ingest::db::now_rfc3339();
-    let mut tx = pool.begin().await.map_err(WebError::db("begin add user"))?;
+    let mut tx = callqa_ingest::db::begin_write(pool)
+        .await
+        .map_err(WebError::db("begin add user"))?;
     let exists = sqlx::query("SELECT name FROM web_users WHERE name = $1")
         .bind(name.to_string())
         .fetch_optional(&mut *tx)

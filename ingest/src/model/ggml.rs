@@ -17,6 +17,7 @@ const MAGIC: u32 = 0x6767_6d6c;
 /// `ftype` values (ggml `enum ggml_ftype`).
 const FTYPE_MOSTLY_F16: i32 = 1;
 const FTYPE_MOSTLY_Q8_0: i32 = 7;
+const FTYPE_MOSTLY_Q4_0: i32 = 2;
 /// whisper.cpp's `quantize` stores `GGML_QNT_VERSION * 1000 + ftype` and the
 /// loader takes `ftype % 1000`; writing the same value keeps a Q8_0 import
 /// byte-identical to quantizing the F16 import with whisper.cpp's tool.
@@ -27,6 +28,7 @@ const QNT_VERSION_FACTOR: i32 = 1000;
 const TYPE_F32: i32 = 0;
 const TYPE_F16: i32 = 1;
 const TYPE_Q8_0: i32 = 8;
+const TYPE_Q4_0: i32 = 2;
 
 /// The header of a whisper ggml file, in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +156,7 @@ pub(crate) fn write_file(
     hparams.ftype = match quant {
         Quantization::F16 => FTYPE_MOSTLY_F16,
         Quantization::Q8_0 => QNT_VERSION * QNT_VERSION_FACTOR + FTYPE_MOSTLY_Q8_0,
+        Quantization::Q4_0 => QNT_VERSION * QNT_VERSION_FACTOR + FTYPE_MOSTLY_Q4_0,
     };
     out.i32(MAGIC as i32).map_err(io)?;
     for v in hparams.to_array() {
@@ -174,7 +177,7 @@ pub(crate) fn write_file(
     let mut data = Vec::new();
     for t in &plan.tensors {
         let values = convert::load(model, t)?;
-        let quantize = quant == Quantization::Q8_0 && t.class == Class::Weight && t.ne.len() == 2;
+        let quantize = quant != Quantization::F16 && t.class == Class::Weight && t.ne.len() == 2;
         if quantize && t.ne[0] % QK8_0 != 0 {
             return Err(ModelError::bad_tensor(
                 &t.name,
@@ -189,6 +192,10 @@ pub(crate) fn write_file(
             Class::F32 => {
                 data.extend(values.to_f32().iter().flat_map(|v| v.to_le_bytes()));
                 TYPE_F32
+            }
+            Class::Weight if quantize && quant == Quantization::Q4_0 => {
+                quant::quantize_q4_0(&values.to_f32(), &mut data);
+                TYPE_Q4_0
             }
             Class::Weight if quantize => {
                 quant::quantize_q8_0(&values.to_f32(), &mut data);

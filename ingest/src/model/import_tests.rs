@@ -128,6 +128,7 @@ fn records(bytes: &[u8]) -> Vec<(String, i32, Vec<usize>, Vec<u8>)> {
             0 => 4 * n,
             1 => 2 * n,
             8 => n / 32 * 34,
+            2 => n / 32 * 18,
             t => panic!("{name}: ttype {t}"),
         };
         out.push((name, ttype, ne, bytes[at..at + size].to_vec()));
@@ -236,24 +237,30 @@ fn f16_import_maps_splits_and_orders_tensors() {
 }
 
 #[test]
-fn q8_0_import_quantizes_only_2d_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    write_model_dir(dir.path(), &synthetic_vars());
-    let out = dir.path().join("out.bin");
-    let summary = import_ct2(dir.path(), &out, Quantization::Q8_0).unwrap();
-    assert_eq!(
-        (summary.hparams.ftype, summary.hparams.file_type()),
-        (2007, 7)
-    );
-    for (name, ttype, ne, _) in records(&std::fs::read(&out).unwrap()) {
-        let want = if name.ends_with("conv1.weight") || name.ends_with("conv2.weight") {
-            1
-        } else if ne.len() == 2 && name.ends_with("weight") {
-            8
-        } else {
-            0
-        };
-        assert_eq!(ttype, want, "{name} {ne:?}");
+fn quantized_imports_quantize_only_2d_weights() {
+    // (quantization, header ftype, ftype, ggml type of the 2-D weights)
+    for (quant, header, ftype, wtype) in [
+        (Quantization::Q8_0, 2007, 7, 8),
+        (Quantization::Q4_0, 2002, 2, 2),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_model_dir(dir.path(), &synthetic_vars());
+        let out = dir.path().join("out.bin");
+        let summary = import_ct2(dir.path(), &out, quant).unwrap();
+        assert_eq!(
+            (summary.hparams.ftype, summary.hparams.file_type()),
+            (header, ftype)
+        );
+        for (name, ttype, ne, _) in records(&std::fs::read(&out).unwrap()) {
+            let want = if name.ends_with("conv1.weight") || name.ends_with("conv2.weight") {
+                1
+            } else if ne.len() == 2 && name.ends_with("weight") {
+                wtype
+            } else {
+                0
+            };
+            assert_eq!(ttype, want, "{quant}: {name} {ne:?}");
+        }
     }
 }
 

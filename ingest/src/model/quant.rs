@@ -31,9 +31,52 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut Vec<u8>) {
     }
 }
 
+/// Quantizes `x` to ggml q4_0 as `quantize_row_q4_0_ref` does: blocks of 32 stored as
+/// `{ f16 d; u8 qs[16] }` (18 bytes), `d = max / -8` where `max` is the value of largest
+/// magnitude, value `j` in the low nibble of byte `j` and value `j + 16` in its high nibble.
+pub(crate) fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
+    debug_assert_eq!(x.len() % QK8_0, 0);
+    out.reserve(x.len() / QK8_0 * 18);
+    for block in x.chunks_exact(QK8_0) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in block {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+        let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+        out.extend((0..QK8_0 / 2).map(|j| q(block[j]) | (q(block[j + QK8_0 / 2]) << 4)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q4_0_block_layout_and_nibbles() {
+        // The largest magnitude is -8, so d = 1 and a value v is stored as v + 8.
+        let mut x = vec![0.0f32; 32];
+        x[0] = -8.0;
+        x[1] = 7.0;
+        x[16] = 3.0;
+        x[17] = -2.6;
+        let mut out = Vec::new();
+        quantize_q4_0(&x, &mut out);
+        assert_eq!(out.len(), 18);
+        assert_eq!(
+            f16::from_bits(u16::from_le_bytes([out[0], out[1]])).to_f32(),
+            1.0
+        );
+        // Byte j holds value j (low nibble) and value j + 16 (high nibble).
+        assert_eq!(out[2], 11 << 4);
+        assert_eq!(out[3], 15 | (5 << 4));
+        assert_eq!(out[4], 8 | (8 << 4));
+    }
 
     fn dequantize(bytes: &[u8]) -> Vec<f32> {
         bytes

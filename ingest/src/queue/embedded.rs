@@ -243,10 +243,7 @@ impl Acker for EmbeddedAcker {
             what: "job".into(),
             reason: e.to_string(),
         })?;
-        let mut tx = self
-            .db
-            .pool()
-            .begin()
+        let mut tx = crate::db::begin_write(self.db.pool())
             .await
             .map_err(|e| IngestError::db("begin dead-letter", e))?;
         sqlx::query(

@@ -15,8 +15,9 @@ pub(crate) struct Pack {
 
 impl Pack {
     /// The utterance a sample position of `pcm` belongs to; a position in the silence
-    /// between two utterances goes to the nearer one.
-    pub fn region_at(&self, pos: usize) -> usize {
+    /// between two utterances goes to the nearer one, or to the later one when
+    /// `sentence_ended` (the words before it closed a sentence).
+    pub fn region_at(&self, pos: usize, sentence_ended: bool) -> usize {
         let i = match self.offsets.binary_search(&pos) {
             Ok(i) => i,
             Err(0) => 0,
@@ -24,7 +25,7 @@ impl Pack {
         };
         let end = self.offsets[i] + self.regions[i].len();
         match self.offsets.get(i + 1) {
-            Some(&next) if pos >= end && next - pos < pos - end => i + 1,
+            Some(&next) if pos >= end && (sentence_ended || next - pos < pos - end) => i + 1,
             _ => i,
         }
     }
@@ -102,11 +103,14 @@ mod tests {
     fn maps_positions_to_the_nearest_utterance() {
         let pcm = vec![1.0; 1000];
         let p = &pack(&pcm, &[r(0, 30), r(100, 150)], 1000, 10)[0];
-        assert_eq!(p.region_at(0), 0);
-        assert_eq!(p.region_at(29), 0);
-        assert_eq!(p.region_at(33), 0);
-        assert_eq!(p.region_at(38), 1);
-        assert_eq!(p.region_at(60), 1);
-        assert_eq!(p.region_at(5000), 1);
+        assert_eq!(p.region_at(0, false), 0);
+        assert_eq!(p.region_at(29, false), 0);
+        assert_eq!(p.region_at(33, false), 0);
+        assert_eq!(p.region_at(38, false), 1);
+        assert_eq!(p.region_at(60, false), 1);
+        assert_eq!(p.region_at(5000, false), 1);
+        // After a full stop, a word in the gap starts the next utterance.
+        assert_eq!(p.region_at(31, true), 1);
+        assert_eq!(p.region_at(29, true), 0);
     }
 }
