@@ -92,7 +92,9 @@ pub struct TranscribeConfig {
     /// utterance: a few encoder passes per call instead of one per utterance.
     pub pack: bool,
     /// Longest packed window in seconds (at most 28). Shorter windows cost less encoder
-    /// attention (quadratic in the window) but give whisper less context.
+    /// attention (quadratic in the window) but give whisper less context; 12 s was both
+    /// faster and more accurate than 28 s on the `calls` benchmark corpus (16.2 s, WER
+    /// 0.107, against 23.8 s, WER 0.138; `deploy/bench/transcribe_compare.py`).
     pub pack_seconds: u32,
     /// whisper.cpp's flash attention kernels in the encoder and decoder.
     pub flash_attn: bool,
@@ -124,10 +126,10 @@ impl Default for TranscribeConfig {
             vad: true,
             beam_size: 1,
             short_audio_ctx: true,
-            min_audio_ctx: 1024,
+            min_audio_ctx: 512,
             context: true,
             pack: true,
-            pack_seconds: 28,
+            pack_seconds: 12,
             flash_attn: false,
             vad_pad_ms: 200,
             pack_gap_ms: 300,

@@ -1,7 +1,8 @@
 //! Whisper transcription per channel: voice-gated utterances are packed end to end into
-//! 30 s windows and decoded with timestamps; each segment is one utterance, with its
-//! boundaries in the call, so silence costs nothing. Windows are independent, so a call's
-//! windows are decoded in parallel, one single-threaded whisper state per thread.
+//! short windows (12 s by default) and decoded with timestamps; each segment is one
+//! utterance, with its boundaries in the call, so silence costs nothing. Windows are
+//! independent, so a call's windows are decoded in parallel, one single-threaded whisper
+//! state per thread (a state left with the last windows takes over the idle threads).
 
 mod pack;
 
@@ -251,6 +252,7 @@ impl Transcriber {
                     let prompt = (!context.is_empty()).then_some(context.as_str());
                     let mut texts = self.decode_pack(state, pack, lang, prompt, n_threads())?;
                     if prompt.is_some() && repetitive(&texts.join(" ")) {
+                        tracing::debug!("prompted window repeats itself; decoding it again");
                         texts = self.decode_pack(state, pack, lang, None, n_threads())?;
                     }
                     let segs: Vec<Segment> = pack
@@ -413,9 +415,19 @@ impl Transcriber {
         let mut p = self.params(lang, context, pk.pcm.len(), n_threads);
         p.set_no_timestamps(false);
         p.set_token_timestamps(true);
+        let started = std::time::Instant::now();
         state
             .full(p, &pk.pcm)
             .map_err(|e| format!("whisper: {e}"))?;
+        tracing::debug!(
+            samples = pk.pcm.len(),
+            n_threads,
+            prompted = context.is_some(),
+            segments = state.full_n_segments(),
+            tokens = state.as_iter().map(|s| s.n_tokens()).sum::<i32>(),
+            ms = started.elapsed().as_millis() as u64,
+            "decoded a packed window"
+        );
         let eot = self.ctx.token_eot();
         let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); pk.regions.len()];
         let mut last_region = None;
