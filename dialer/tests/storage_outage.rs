@@ -44,7 +44,10 @@ impl SippUas {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp (apt-get install sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            support::wait_udp_bound(port, Duration::from_secs(10)),
+            "SIPp did not bind UDP {port} within 10 s"
+        );
         Self { child, port }
     }
 

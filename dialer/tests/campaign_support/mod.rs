@@ -82,7 +82,10 @@ impl SippUas {
             .stderr(Stdio::null())
             .spawn()
             .expect("start sipp (apt-get install -y sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            super::support::wait_udp_bound(port, Duration::from_secs(10)),
+            "SIPp did not bind UDP {port} within 10 s"
+        );
         Self {
             child,
             port,

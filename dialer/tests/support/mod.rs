@@ -29,6 +29,28 @@ pub fn free_udp_port() -> u16 {
     }
 }
 
+/// Waits until something listens on UDP `port` on loopback (read from /proc/net/udp), at
+/// most `timeout`: a SIPp under load can take longer than a fixed pause to bind, and an
+/// INVITE sent before that is lost.
+pub fn wait_udp_bound(port: u16, timeout: Duration) -> bool {
+    let needle = format!(":{port:04X}");
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        let bound = std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(&needle))
+            })
+        });
+        if bound {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 pub fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/scenarios")
@@ -61,8 +83,10 @@ impl Sipp {
             .stderr(Stdio::null())
             .spawn()
             .expect("start sipp");
-        // SIPp binds within a few ms; give it a moment before the first INVITE.
-        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            wait_udp_bound(port, Duration::from_secs(10)),
+            "SIPp did not bind UDP {port} within 10 s"
+        );
         Self { child, port }
     }
 
