@@ -230,8 +230,8 @@ impl Transcriber {
     ) -> Result<Vec<Segment>, String> {
         match job {
             // A packed window carries its own context; the previous window's words as a
-            // prompt made whisper skip or repeat sentences (measured), so packed windows
-            // are decoded without them.
+            // prompt made whisper skip or repeat sentences (measured), so by default packed
+            // windows are decoded without them (`condition_on_previous_text` turns it on).
             Job::Pack { ch, pack } => {
                 let speaker = channels[*ch].speaker;
                 let texts = self.decode_pack(state, pack, lang, None, n_threads())?;
