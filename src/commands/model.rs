@@ -18,7 +18,7 @@ pub enum Cmd {
     ImportCt2 {
         dir: PathBuf,
         out: PathBuf,
-        /// f16 (exact copy of the weights) or q8_0 (smaller, faster).
+        /// f16 (exact copy of the weights), q8_0 (smaller, faster) or q4_0 (smallest, fastest, less accurate).
         #[arg(long, default_value = "f16")]
         quantize: String,
     },
