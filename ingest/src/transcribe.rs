@@ -56,6 +56,15 @@ fn segment(speaker: Speaker, region: &Region, raw: &str) -> Option<Segment> {
     })
 }
 
+/// The segments of a packed window's utterances, given whisper's text for each.
+fn pack_segments(speaker: Speaker, pack: &pack::Pack, texts: Vec<String>) -> Vec<Segment> {
+    pack.regions
+        .iter()
+        .zip(texts)
+        .filter_map(|(r, raw)| segment(speaker, r, &raw))
+        .collect()
+}
+
 /// A loaded model; share one per process (`Arc`) and call `transcribe` from blocking threads.
 pub struct Transcriber {
     ctx: WhisperContext,
@@ -235,12 +244,7 @@ impl Transcriber {
             Job::Pack { ch, pack } => {
                 let speaker = channels[*ch].speaker;
                 let texts = self.decode_pack(state, pack, lang, None, n_threads())?;
-                Ok(pack
-                    .regions
-                    .iter()
-                    .zip(texts)
-                    .filter_map(|(r, raw)| segment(speaker, r, &raw))
-                    .collect())
+                Ok(pack_segments(speaker, pack, texts))
             }
             // Each window is prompted with the previous window's words; a prompted decode
             // that degenerates into repetition is decoded again without the prompt.
@@ -255,12 +259,7 @@ impl Transcriber {
                         tracing::debug!("prompted window repeats itself; decoding it again");
                         texts = self.decode_pack(state, pack, lang, None, n_threads())?;
                     }
-                    let segs: Vec<Segment> = pack
-                        .regions
-                        .iter()
-                        .zip(texts)
-                        .filter_map(|(r, raw)| segment(speaker, r, &raw))
-                        .collect();
+                    let segs = pack_segments(speaker, pack, texts);
                     let text: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
                     context = tail_chars(&text.join(" "), CONTEXT_CHARS);
                     out.extend(segs);

@@ -185,7 +185,7 @@ fn transcribe(model: &Path, pcm: &[f32]) -> (String, Duration) {
 }
 
 #[test]
-fn base_imports_as_f16_and_q8_0_and_both_transcribe() {
+fn base_imports_as_f16_q8_0_and_q4_0_and_each_transcribes() {
     let ct2 = ct2_dir("CALLQA_CT2_BASE_DIR", "ct2-base", BASE_PIP);
     let tmp = tempfile::tempdir().unwrap();
     let pcm = speech(
@@ -202,6 +202,8 @@ fn base_imports_as_f16_and_q8_0_and_both_transcribe() {
         (Quantization::F16, 1, 147_951_465..=147_951_465),
         // Roughly half of F16: the 2-D weights shrink from 2 to 34/32 bytes per value.
         (Quantization::Q8_0, 7, 70_000_000..=90_000_000),
+        // 18 bytes per 32 values.
+        (Quantization::Q4_0, 2, 40_000_000..=50_000_000),
     ] {
         let out = tmp.path().join(format!("ggml-base-{quant}.bin"));
         let start = Instant::now();
