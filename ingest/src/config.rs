@@ -62,8 +62,9 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TranscribeConfig {
-    /// ggml model file. Default: `<data-dir>/models/ggml-base.bin` (the environment
-    /// variable `CALLQA_TRANSCRIBE_MODEL` sets it like any other key).
+    /// ggml model file. Default: the first of `ggml-base-q4_k.bin`, `ggml-base-q8_0.bin`
+    /// and `ggml-base.bin` found in `<data-dir>/models` (the environment variable
+    /// `CALLQA_TRANSCRIBE_MODEL` sets it like any other key).
     pub model: Option<PathBuf>,
     /// Threads per transcription: that many whisper states decode the call's windows at
     /// once, one thread each (the threads are split when there are fewer windows).

@@ -12,6 +12,7 @@ pub mod queue;
 pub mod resample;
 pub mod storage;
 pub mod text;
+pub mod tone;
 pub mod transcribe;
 pub mod transcript;
 pub mod vad;

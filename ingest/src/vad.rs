@@ -1,5 +1,6 @@
 //! Voice-activity gating: finds the stretches of speech in a 16 kHz channel so silence
-//! (where whisper hallucinates, and where most of the time goes) never reaches whisper.
+//! (where whisper hallucinates, and where most of the time goes) and call-progress tones
+//! (ringback, busy) never reach whisper.
 
 /// A stretch of speech, in samples of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,19 @@ pub fn speech_regions(x: &[f32], p: &VadParams) -> Vec<Region> {
     // Capped, so a channel that is nearly all speech still has a floor below its speech.
     let floor = sorted[sorted.len() / 10].min(-45.0);
     let threshold = (floor + p.above_floor_db).max(p.min_level_db);
-    let voiced: Vec<bool> = levels.iter().map(|l| *l > threshold).collect();
+    let mut voiced: Vec<bool> = levels.iter().map(|l| *l > threshold).collect();
+    // Ringback, busy and other call-progress tones are loud but not speech.
+    let tonal = crate::tone::steady_tone_frames(x, p.rate, frame, &voiced);
+    let tone_frames = tonal.iter().filter(|t| **t).count();
+    if tone_frames > 0 {
+        tracing::debug!(
+            tone_ms = tone_frames as u32 * p.frame_ms,
+            "gated call-progress tones"
+        );
+    }
+    for (v, t) in voiced.iter_mut().zip(&tonal) {
+        *v &= !t;
+    }
 
     let ms_to_frames = |ms: u32| (ms / p.frame_ms.max(1)) as usize;
     let max_gap = ms_to_frames(p.max_gap_ms);
@@ -137,19 +150,43 @@ fn split_long(s: usize, e: usize, max: usize, levels: &[f32], emit: &mut dyn FnM
 mod tests {
     use super::*;
 
-    fn tone(ms: usize, amp: f32) -> Vec<f32> {
+    /// A voice-like sound: harmonics of a pitch that wavers as intonation does, plus a
+    /// little hiss, scaled so `amp` near 0 is line noise.
+    fn sound(ms: usize, amp: f32) -> Vec<f32> {
+        let mut phase = 0.0f32;
         (0..ms * 16)
-            .map(|i| (i as f32 * 0.3).sin() * amp + ((i * 7919) % 13) as f32 * 1e-5)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                let f0 = 140.0 + 25.0 * (2.0 * std::f32::consts::PI * 3.0 * t).sin();
+                phase += 2.0 * std::f32::consts::PI * f0 / 16_000.0;
+                let voice = (1..12)
+                    .map(|h| (phase * h as f32).sin() / h as f32)
+                    .sum::<f32>();
+                voice * amp * 0.5 + ((i * 7919) % 13) as f32 * 1e-5
+            })
+            .collect()
+    }
+
+    /// `ms` of a pure tone (or two) at `amp`.
+    fn beep(hz: &[f32], ms: usize, amp: f32) -> Vec<f32> {
+        (0..ms * 16)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                hz.iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum::<f32>()
+                    * amp
+            })
             .collect()
     }
 
     #[test]
     fn finds_speech_between_silences() {
-        let mut x = tone(2000, 0.0005);
-        x.extend(tone(1500, 0.3));
-        x.extend(tone(3000, 0.0005));
-        x.extend(tone(800, 0.3));
-        x.extend(tone(2000, 0.0005));
+        let mut x = sound(2000, 0.0005);
+        x.extend(sound(1500, 0.3));
+        x.extend(sound(3000, 0.0005));
+        x.extend(sound(800, 0.3));
+        x.extend(sound(2000, 0.0005));
         let r = speech_regions(&x, &VadParams::default());
         assert_eq!(r.len(), 2, "{r:?}");
         let ms = |s: usize| s / 16;
@@ -161,14 +198,29 @@ mod tests {
     #[test]
     fn silence_gives_nothing() {
         assert!(speech_regions(&vec![0.0; 16000 * 5], &VadParams::default()).is_empty());
-        assert!(speech_regions(&tone(5000, 0.0003), &VadParams::default()).is_empty());
+        assert!(speech_regions(&sound(5000, 0.0003), &VadParams::default()).is_empty());
     }
 
     #[test]
     fn long_speech_is_split() {
-        let x = tone(60_000, 0.3);
+        let x = sound(60_000, 0.3);
         let r = speech_regions(&x, &VadParams::default());
         assert!(r.len() >= 3, "{}", r.len());
         assert!(r.iter().all(|r| r.len() <= 25_000 * 16));
+    }
+
+    #[test]
+    fn ringback_is_not_speech() {
+        // Three rings (2 s of 440 + 480 Hz, 4 s off), then the customer answers.
+        let mut x = Vec::new();
+        for _ in 0..3 {
+            x.extend(beep(&[440.0, 480.0], 2000, 0.2));
+            x.extend(sound(4000, 0.0005));
+        }
+        x.extend(sound(1500, 0.3));
+        x.extend(sound(1000, 0.0005));
+        let r = speech_regions(&x, &VadParams::default());
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!((r[0].start / 16) as i64 >= 18_000 - 250, "{r:?}");
     }
 }

@@ -185,7 +185,7 @@ fn transcribe(model: &Path, pcm: &[f32]) -> (String, Duration) {
 }
 
 #[test]
-fn base_imports_as_f16_q8_0_and_q4_0_and_each_transcribes() {
+fn base_imports_as_f16_q8_0_q4_k_and_q4_0_and_each_transcribes() {
     let ct2 = ct2_dir("CALLQA_CT2_BASE_DIR", "ct2-base", BASE_PIP);
     let tmp = tempfile::tempdir().unwrap();
     let pcm = speech(
@@ -204,6 +204,8 @@ fn base_imports_as_f16_q8_0_and_q4_0_and_each_transcribes() {
         (Quantization::Q8_0, 7, 70_000_000..=90_000_000),
         // 18 bytes per 32 values.
         (Quantization::Q4_0, 2, 40_000_000..=50_000_000),
+        // ggml's own k-quant: 144 bytes per 256 values, so the size of q4_0.
+        (Quantization::Q4K, 12, 40_000_000..=50_000_000),
     ] {
         let out = tmp.path().join(format!("ggml-base-{quant}.bin"));
         let start = Instant::now();

@@ -215,7 +215,7 @@ pub async fn run(cfg: Config, data_dir: &Path, cmd: Cmd) -> Result<i32> {
         } => {
             let model = model
                 .or(cfg.transcribe.model.clone())
-                .unwrap_or_else(|| data_dir.join("models/ggml-base.bin"));
+                .unwrap_or_else(|| callqa_ingest::model::default_model(&data_dir.join("models")));
             let data =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.display().to_string();

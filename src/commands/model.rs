@@ -18,7 +18,10 @@ pub enum Cmd {
     ImportCt2 {
         dir: PathBuf,
         out: PathBuf,
-        /// f16 (exact copy of the weights), q8_0 (smaller, faster) or q4_0 (smallest, fastest, less accurate).
+        /// f16 (exact copy of the weights), q8_0 (smaller, faster), q4_k (smaller and faster
+        /// still, a little less accurate), q4_0 (fastest, less accurate); also q6_k, q5_k,
+        /// q5_1, q5_0 and iq4_nl. The k-quants (q4_k, q5_k, q6_k) need rows of 256 values:
+        /// whisper base and larger, not tiny.
         #[arg(long, default_value = "f16")]
         quantize: String,
     },
@@ -34,12 +37,7 @@ pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
             println!("{}", path.display());
         }
         Cmd::ImportCt2 { dir, out, quantize } => {
-            let q = match quantize.as_str() {
-                "f16" => Quantization::F16,
-                "q8_0" => Quantization::Q8_0,
-                "q4_0" => Quantization::Q4_0,
-                other => anyhow::bail!("unknown --quantize {other:?} (use f16, q8_0 or q4_0)"),
-            };
+            let q: Quantization = quantize.parse().map_err(anyhow::Error::msg)?;
             let summary = tokio::task::spawn_blocking(move || import_ct2(&dir, &out, q))
                 .await
                 .context("converter panicked")?

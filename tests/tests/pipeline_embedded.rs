@@ -235,6 +235,54 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     let failed = cq.json(&["calls", "list", "--status", "failed", "--json"]);
     assert_eq!(failed["calls"].as_array().unwrap().len(), 2, "{failed}");
 
+    // Ringback before the answer (three rings of 440 + 480 Hz, 2 s on, 4 s off, on the
+    // customer's leg) is gated out with the silence: nothing is transcribed before the
+    // customer speaks, and what they say is.
+    let ring = tmp.path().join("ringback.wav");
+    run_tool(
+        std::process::Command::new("sox")
+            .args(["-n", "-r", "8000", "-b", "16", "-c", "1"])
+            .arg(&ring)
+            .args(["synth", "2", "sine", "440", "sine", "480", "channels", "1"])
+            .args(["gain", "-n", "-14", "pad", "0", "4", "repeat", "2"]),
+    );
+    let ringing = tmp.path().join("en_ringback_call.wav");
+    let spans = stereo_call(
+        &[
+            Turn::wav(Side::Customer, &ring, 0),
+            Turn::say(Side::Customer, "Hello? Who is calling, please?", 300),
+            Turn::say(
+                Side::Agent,
+                "Good morning, this is Anna from Acme Bank about your card payment.",
+                700,
+            ),
+        ],
+        &ringing,
+        8000,
+    )
+    .expect("ringback call");
+    let o = cq.ok(&[
+        "ingest",
+        "--wait",
+        "--customer",
+        "+8613600136000",
+        &ringing.display().to_string(),
+    ]);
+    let ring_id = json_lines(&o)[0]["call_id"].as_str().unwrap().to_string();
+    let rc = cq.json(&["calls", "show", &ring_id, "--json"]);
+    let answered_ms = spans[1].start_ms;
+    for seg in rc["segments"].as_array().unwrap() {
+        assert!(
+            seg["end_ms"].as_u64().unwrap() + 300 >= answered_ms,
+            "text during the ringing (answered at {answered_ms} ms): {seg}"
+        );
+    }
+    let hello = speaker_text(&rc, "customer");
+    assert!(
+        hello.contains("calling") || hello.contains("hello"),
+        "the customer's words after the rings: {rc}"
+    );
+
     // Search over the real transcripts (issue 3).
     let hits = |q: &[&str]| -> Vec<String> {
         let mut a = vec!["search"];

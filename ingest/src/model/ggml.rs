@@ -8,27 +8,48 @@ use std::path::Path;
 
 use super::convert::{self, Class, Plan};
 use super::ct2::Ct2Model;
-use super::quant::{self, QK8_0};
+use super::quant;
 use super::{mel, ModelError, Quantization};
 
 /// `ggml` in ASCII, read as a little-endian u32.
 const MAGIC: u32 = 0x6767_6d6c;
 
-/// `ftype` values (ggml `enum ggml_ftype`).
-const FTYPE_MOSTLY_F16: i32 = 1;
-const FTYPE_MOSTLY_Q8_0: i32 = 7;
-const FTYPE_MOSTLY_Q4_0: i32 = 2;
 /// whisper.cpp's `quantize` stores `GGML_QNT_VERSION * 1000 + ftype` and the
 /// loader takes `ftype % 1000`; writing the same value keeps a Q8_0 import
 /// byte-identical to quantizing the F16 import with whisper.cpp's tool.
 const QNT_VERSION: i32 = 2;
 const QNT_VERSION_FACTOR: i32 = 1000;
 
-/// Tensor element types (ggml `enum ggml_type`).
+/// Tensor element types (ggml `enum ggml_type`) the writer uses for non-weights.
 const TYPE_F32: i32 = 0;
 const TYPE_F16: i32 = 1;
-const TYPE_Q8_0: i32 = 8;
-const TYPE_Q4_0: i32 = 2;
+
+/// How a storage choice is written: the header's `ftype` (ggml `enum ggml_ftype`), the
+/// 2-D weights' tensor type (ggml `enum ggml_type`) and its block length in values.
+struct Layout {
+    ftype: i32,
+    ttype: i32,
+    block: usize,
+}
+
+fn layout(q: Quantization) -> Layout {
+    let (ftype, ttype, block) = match q {
+        Quantization::F16 => (1, TYPE_F16, 1),
+        Quantization::Q4_0 => (2, 2, 32),
+        Quantization::Q8_0 => (7, 8, 32),
+        Quantization::Q5_0 => (8, 6, 32),
+        Quantization::Q5_1 => (9, 7, 32),
+        Quantization::Q4K => (12, 12, 256),
+        Quantization::Q5K => (13, 13, 256),
+        Quantization::Q6K => (14, 14, 256),
+        Quantization::Iq4Nl => (19, 20, 32),
+    };
+    Layout {
+        ftype,
+        ttype,
+        block,
+    }
+}
 
 /// The header of a whisper ggml file, in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +174,10 @@ pub(crate) fn write_file(
     };
 
     let mut hparams = plan.hparams;
+    let layout = layout(quant);
     hparams.ftype = match quant {
-        Quantization::F16 => FTYPE_MOSTLY_F16,
-        Quantization::Q8_0 => QNT_VERSION * QNT_VERSION_FACTOR + FTYPE_MOSTLY_Q8_0,
-        Quantization::Q4_0 => QNT_VERSION * QNT_VERSION_FACTOR + FTYPE_MOSTLY_Q4_0,
+        Quantization::F16 => layout.ftype,
+        _ => QNT_VERSION * QNT_VERSION_FACTOR + layout.ftype,
     };
     out.i32(MAGIC as i32).map_err(io)?;
     for v in hparams.to_array() {
@@ -178,12 +199,12 @@ pub(crate) fn write_file(
     for t in &plan.tensors {
         let values = convert::load(model, t)?;
         let quantize = quant != Quantization::F16 && t.class == Class::Weight && t.ne.len() == 2;
-        if quantize && t.ne[0] % QK8_0 != 0 {
+        if quantize && t.ne[0] % layout.block != 0 {
             return Err(ModelError::bad_tensor(
                 &t.name,
                 format!(
-                    "rows of {} values cannot be cut into q8_0 blocks of {QK8_0}",
-                    t.ne[0]
+                    "rows of {} values cannot be cut into {quant} blocks of {}",
+                    t.ne[0], layout.block
                 ),
             ));
         }
@@ -193,13 +214,14 @@ pub(crate) fn write_file(
                 data.extend(values.to_f32().iter().flat_map(|v| v.to_le_bytes()));
                 TYPE_F32
             }
-            Class::Weight if quantize && quant == Quantization::Q4_0 => {
-                quant::quantize_q4_0(&values.to_f32(), &mut data);
-                TYPE_Q4_0
-            }
             Class::Weight if quantize => {
-                quant::quantize_q8_0(&values.to_f32(), &mut data);
-                TYPE_Q8_0
+                let x = values.to_f32();
+                match quant {
+                    Quantization::Q8_0 => quant::quantize_q8_0(&x, &mut data),
+                    Quantization::Q4_0 => quant::quantize_q4_0(&x, &mut data),
+                    _ => quant::quantize_with_ggml(layout.ttype, &x, t.ne[0], &mut data),
+                }
+                layout.ttype
             }
             Class::Weight => {
                 data.extend(values.to_f16_bits().iter().flat_map(|v| v.to_le_bytes()));

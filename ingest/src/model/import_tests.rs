@@ -128,7 +128,9 @@ fn records(bytes: &[u8]) -> Vec<(String, i32, Vec<usize>, Vec<u8>)> {
             0 => 4 * n,
             1 => 2 * n,
             8 => n / 32 * 34,
-            2 => n / 32 * 18,
+            2 | 20 => n / 32 * 18, // q4_0, iq4_nl
+            6 => n / 32 * 22,      // q5_0
+            7 => n / 32 * 24,      // q5_1
             t => panic!("{name}: ttype {t}"),
         };
         out.push((name, ttype, ne, bytes[at..at + size].to_vec()));
@@ -242,6 +244,9 @@ fn quantized_imports_quantize_only_2d_weights() {
     for (quant, header, ftype, wtype) in [
         (Quantization::Q8_0, 2007, 7, 8),
         (Quantization::Q4_0, 2002, 2, 2),
+        (Quantization::Q5_0, 2008, 8, 6),
+        (Quantization::Q5_1, 2009, 9, 7),
+        (Quantization::Iq4Nl, 2019, 19, 20),
     ] {
         let dir = tempfile::tempdir().unwrap();
         write_model_dir(dir.path(), &synthetic_vars());
@@ -262,6 +267,20 @@ fn quantized_imports_quantize_only_2d_weights() {
             assert_eq!(ttype, want, "{quant}: {name} {ne:?}");
         }
     }
+}
+
+#[test]
+fn k_quants_refuse_rows_shorter_than_a_super_block() {
+    // The synthetic model's rows are 32 values; q4_K packs 256 per super-block.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_dir(dir.path(), &synthetic_vars());
+    let out = dir.path().join("out.bin");
+    let err = import_ct2(dir.path(), &out, Quantization::Q4K).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::BadTensor { reason, .. } if reason.contains("blocks of 256")),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! ggml q8_0 quantization, byte-identical to ggml's `quantize_row_q8_0_ref`
-//! (the reference path whisper.cpp's `quantize` tool uses to write files).
+//! ggml quantization of weight rows: q8_0 and q4_0 here in Rust, byte-identical to ggml's
+//! `quantize_row_*_ref` (the path whisper.cpp's `quantize` tool writes files with); the
+//! other types through ggml's own `ggml_quantize_chunk`, linked in with whisper.cpp.
 //!
 //! A block is 32 consecutive values of a row, stored as `{ f16 d; i8 qs[32] }`
 //! (34 bytes) with `d = max|x| / 127` and `qs = round(x * (1 / d))`.
@@ -51,6 +52,37 @@ pub(crate) fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
         let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
         out.extend((0..QK8_0 / 2).map(|j| q(block[j]) | (q(block[j + QK8_0 / 2]) << 4)));
     }
+}
+
+/// Quantizes `x` (whole rows of `per_row` values, `per_row` a multiple of the type's block
+/// length, which the caller checks) to ggml type `ttype` with ggml's own quantizer, and
+/// appends the rows to `out`.
+pub(crate) fn quantize_with_ggml(ttype: i32, x: &[f32], per_row: usize, out: &mut Vec<u8>) {
+    if per_row == 0 || x.is_empty() {
+        return;
+    }
+    let ttype = ttype as whisper_rs_sys::ggml_type;
+    let rows = x.len() / per_row;
+    debug_assert_eq!(rows * per_row, x.len());
+    // SAFETY: plain arithmetic on a valid ggml type id.
+    let row_bytes = unsafe { whisper_rs_sys::ggml_row_size(ttype, per_row as i64) };
+    let start = out.len();
+    out.resize(start + rows * row_bytes, 0);
+    // SAFETY: `x` holds `rows * per_row` floats, `out[start..]` has room for `rows` rows of
+    // this type, `per_row` is a multiple of the block length (checked by the caller, so
+    // ggml's assertions hold), and none of the types used needs an importance matrix.
+    let written = unsafe {
+        whisper_rs_sys::ggml_quantize_chunk(
+            ttype,
+            x.as_ptr(),
+            out[start..].as_mut_ptr().cast(),
+            0,
+            rows as i64,
+            per_row as i64,
+            std::ptr::null(),
+        )
+    };
+    debug_assert_eq!(written, rows * row_bytes);
 }
 
 #[cfg(test)]
