@@ -6,21 +6,12 @@ mod common;
 
 use callqa_tests::pcap::{wav_to_rtp_pcap, PCMU};
 use callqa_tests::speech::espeak_wav;
-use callqa_tests::{workspace_root, Garage};
+use callqa_tests::{free_udp_port, wait_udp_bound, workspace_root, Garage};
 use common::{wait_calls, Callqa};
 use object_store::path::Path as StorePath;
 use object_store::ObjectStore;
-use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
@@ -56,7 +47,10 @@ fn dial_records_to_s3_and_the_pipeline_transcribes_the_customer() {
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp (apt-get install sip-tester)");
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_udp_bound(port, Duration::from_secs(10)),
+        "SIPp did not bind UDP port {port}"
+    );
 
     let garage = Garage::start().expect("Garage");
     let cfg = tmp.path().join("callqa.toml");

@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,39 +16,7 @@ use callqa_tests::Garage;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::{ObjectStore, RetryConfig};
 
-pub fn free_udp_port() -> u16 {
-    // Bind-and-release; SIPp needs the port and its +2 media port free too.
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = s.local_addr().unwrap().port();
-        drop(s);
-        if port < 60_000 && UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Waits until something listens on UDP `port` on loopback (read from /proc/net/udp), at
-/// most `timeout`: a SIPp under load can take longer than a fixed pause to bind, and an
-/// INVITE sent before that is lost.
-pub fn wait_udp_bound(port: u16, timeout: Duration) -> bool {
-    let needle = format!(":{port:04X}");
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        let bound = std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
-            t.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| a.ends_with(&needle))
-            })
-        });
-        if bound {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
+pub use callqa_tests::{free_udp_port, wait_udp_bound};
 
 pub fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
