@@ -4,6 +4,7 @@
 //! independent, so a call's windows are decoded in parallel, one single-threaded whisper
 //! state per thread (a state left with the last windows takes over the idle threads).
 
+mod attribute;
 mod pack;
 
 use crate::config::TranscribeConfig;
@@ -402,7 +403,7 @@ impl Transcriber {
     }
 
     /// Decodes one packed window with timestamps and returns the text of each of its
-    /// utterances: every token goes to the utterance its timestamp falls in.
+    /// utterances, given back clause by clause by the tokens' times (see `attribute`).
     fn decode_pack(
         &self,
         state: &mut WhisperState,
@@ -428,9 +429,7 @@ impl Transcriber {
             "decoded a packed window"
         );
         let eot = self.ctx.token_eot();
-        let mut bytes: Vec<Vec<u8>> = vec![Vec::new(); pk.regions.len()];
-        let mut last_region = None;
-        let mut sentence_ended = false;
+        let mut segments: Vec<Vec<attribute::Token>> = Vec::new();
         // Silence was gated out before packing; whisper's own no-speech test (no-speech
         // probability and a low log-probability together) still skips a window of noise.
         for seg in state.as_iter() {
@@ -441,6 +440,7 @@ impl Transcriber {
                 text = %seg.to_str_lossy().unwrap_or_default(),
                 "whisper segment"
             );
+            let mut tokens = Vec::new();
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else {
                     continue;
@@ -455,19 +455,14 @@ impl Transcriber {
                 } else {
                     (s0 + s1) / 2
                 };
-                let piece = tok.to_bytes().map_err(|e| e.to_string())?;
-                // A word's later pieces and the punctuation after it stay with the word:
-                // their estimated times often fall in the gap after an utterance, nearer
-                // the next one.
-                let region = match last_region {
-                    Some(last) if continues_previous(piece) => last,
-                    _ => pk.region_at(mid as usize * SAMPLES_PER_CS, sentence_ended),
-                };
-                last_region = Some(region);
-                sentence_ended = ends_sentence(piece);
-                bytes[region].extend_from_slice(piece);
+                tokens.push(attribute::Token {
+                    piece: tok.to_bytes().map_err(|e| e.to_string())?.to_vec(),
+                    pos: mid as usize * SAMPLES_PER_CS,
+                });
             }
+            segments.push(tokens);
         }
+        let bytes = attribute::assign(pk, &segments);
         Ok(bytes
             .into_iter()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -505,38 +500,6 @@ impl Transcriber {
 fn short_audio_ctx(samples: usize, floor: usize) -> usize {
     let needed = samples.div_ceil(320);
     (needed + 64).clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
-}
-
-/// Whether a token belongs with the one before it: punctuation, the rest of a word (no
-/// leading space), or the rest of a multi-byte character. A token that starts a word or a
-/// Chinese character is placed by its own time.
-fn continues_previous(piece: &[u8]) -> bool {
-    match piece.first() {
-        None => return true,
-        Some(b) if (0x80..0xC0).contains(b) => return true,
-        _ => {}
-    }
-    let text = match std::str::from_utf8(piece) {
-        Ok(t) => t,
-        Err(e) if e.valid_up_to() > 0 => {
-            std::str::from_utf8(&piece[..e.valid_up_to()]).unwrap_or_default()
-        }
-        Err(_) => return false,
-    };
-    let punctuation = !text.chars().any(char::is_alphanumeric);
-    let inside_word = text
-        .chars()
-        .next()
-        .is_some_and(|c| !c.is_whitespace() && !is_cjk(c));
-    punctuation || inside_word
-}
-
-/// Whether a token closes a sentence (full stop, question or exclamation mark).
-fn ends_sentence(piece: &[u8]) -> bool {
-    std::str::from_utf8(piece).is_ok_and(|t| {
-        t.trim_end()
-            .ends_with(['.', '?', '!', '\u{3002}', '\u{ff1f}', '\u{ff01}'])
-    })
 }
 
 /// Whether `text` has degenerated into a loop: a 4-gram of words (of characters, for
@@ -648,30 +611,6 @@ mod tests {
         assert_eq!(short_audio_ctx(16000 * 10, 256), 564);
         assert_eq!(short_audio_ctx(16000 * 10, 768), 768);
         assert_eq!(short_audio_ctx(16000, 4000), 1500);
-    }
-
-    #[test]
-    fn word_pieces_and_punctuation_stay_with_the_word() {
-        assert!(continues_previous(b"?"));
-        assert!(continues_previous(" ...".as_bytes()));
-        assert!(continues_previous("\u{3002}".as_bytes()));
-        assert!(continues_previous(b"'m"));
-        assert!(continues_previous(b"ing"));
-        assert!(!continues_previous(b" refund"));
-        // A Chinese character starts on its own; its second half follows it.
-        let tui = "\u{9000}".as_bytes();
-        assert!(!continues_previous(tui));
-        assert!(!continues_previous(&tui[..2]));
-        assert!(continues_previous(&tui[2..]));
-    }
-
-    #[test]
-    fn sentence_ends_are_recognised() {
-        assert!(ends_sentence(b"."));
-        assert!(ends_sentence(b"?"));
-        assert!(ends_sentence("\u{3002}".as_bytes()));
-        assert!(!ends_sentence(b","));
-        assert!(!ends_sentence(b" Mr"));
     }
 
     #[test]

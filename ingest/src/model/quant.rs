@@ -2,7 +2,7 @@
 //! `quantize_row_*_ref` (the path whisper.cpp's `quantize` tool writes files with); the
 //! other types through ggml's own `ggml_quantize_chunk`, linked in with whisper.cpp.
 //!
-//! A block is 32 consecutive values of a row, stored as `{ f16 d; i8 qs[32] }`
+//! A q8_0 block is 32 consecutive values of a row, stored as `{ f16 d; i8 qs[32] }`
 //! (34 bytes) with `d = max|x| / 127` and `qs = round(x * (1 / d))`.
 
 use half::f16;
