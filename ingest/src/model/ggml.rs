@@ -10,6 +10,7 @@ use super::convert::{self, Class, Plan};
 use super::ct2::Ct2Model;
 use super::quant;
 use super::{mel, ModelError, Quantization};
+use whisper_rs_sys as sys;
 
 /// `ggml` in ASCII, read as a little-endian u32.
 const MAGIC: u32 = 0x6767_6d6c;
@@ -24,30 +25,39 @@ const QNT_VERSION_FACTOR: i32 = 1000;
 const TYPE_F32: i32 = 0;
 const TYPE_F16: i32 = 1;
 
-/// How a storage choice is written: the header's `ftype` (ggml `enum ggml_ftype`), the
-/// 2-D weights' tensor type (ggml `enum ggml_type`) and its block length in values.
+/// How a storage choice is written: the header's `ftype` (ggml `enum ggml_ftype`, from the
+/// whisper.cpp bindings); the weights' tensor type and block follow from it through ggml's
+/// own tables, as whisper.cpp's loader derives them.
 struct Layout {
-    ftype: i32,
-    ttype: i32,
-    block: usize,
+    ftype: sys::ggml_ftype,
 }
 
-fn layout(q: Quantization) -> Layout {
-    let (ftype, ttype, block) = match q {
-        Quantization::F16 => (1, TYPE_F16, 1),
-        Quantization::Q4_0 => (2, 2, 32),
-        Quantization::Q8_0 => (7, 8, 32),
-        Quantization::Q5_0 => (8, 6, 32),
-        Quantization::Q5_1 => (9, 7, 32),
-        Quantization::Q4K => (12, 12, 256),
-        Quantization::Q5K => (13, 13, 256),
-        Quantization::Q6K => (14, 14, 256),
-        Quantization::Iq4Nl => (19, 20, 32),
-    };
-    Layout {
-        ftype,
-        ttype,
-        block,
+impl Layout {
+    fn new(q: Quantization) -> Layout {
+        let ftype = match q {
+            Quantization::F16 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_F16,
+            Quantization::Q4_0 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q4_0,
+            Quantization::Q8_0 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q8_0,
+            Quantization::Q5_0 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q5_0,
+            Quantization::Q5_1 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q5_1,
+            Quantization::Q4K => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q4_K,
+            Quantization::Q5K => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q5_K,
+            Quantization::Q6K => sys::ggml_ftype_GGML_FTYPE_MOSTLY_Q6_K,
+            Quantization::Iq4Nl => sys::ggml_ftype_GGML_FTYPE_MOSTLY_IQ4_NL,
+        };
+        Layout { ftype }
+    }
+
+    /// The 2-D weights' tensor type (ggml `enum ggml_type`).
+    fn ttype(&self) -> sys::ggml_type {
+        // SAFETY: a table lookup on one of ggml's own ftype values.
+        unsafe { sys::ggml_ftype_to_ggml_type(self.ftype) }
+    }
+
+    /// Values per quantization block of the weights' type (1 for f16).
+    fn block(&self) -> usize {
+        // SAFETY: a table lookup on a valid ggml type id.
+        unsafe { sys::ggml_blck_size(self.ttype()) as usize }
     }
 }
 
@@ -174,7 +184,7 @@ pub(crate) fn write_file(
     };
 
     let mut hparams = plan.hparams;
-    let layout = layout(quant);
+    let layout = Layout::new(quant);
     hparams.ftype = match quant {
         Quantization::F16 => layout.ftype,
         _ => QNT_VERSION * QNT_VERSION_FACTOR + layout.ftype,
@@ -199,12 +209,13 @@ pub(crate) fn write_file(
     for t in &plan.tensors {
         let values = convert::load(model, t)?;
         let quantize = quant != Quantization::F16 && t.class == Class::Weight && t.ne.len() == 2;
-        if quantize && t.ne[0] % layout.block != 0 {
+        if quantize && t.ne[0] % layout.block() != 0 {
             return Err(ModelError::bad_tensor(
                 &t.name,
                 format!(
                     "rows of {} values cannot be cut into {quant} blocks of {}",
-                    t.ne[0], layout.block
+                    t.ne[0],
+                    layout.block()
                 ),
             ));
         }
@@ -219,9 +230,9 @@ pub(crate) fn write_file(
                 match quant {
                     Quantization::Q8_0 => quant::quantize_q8_0(&x, &mut data),
                     Quantization::Q4_0 => quant::quantize_q4_0(&x, &mut data),
-                    _ => quant::quantize_with_ggml(layout.ttype, &x, t.ne[0], &mut data),
+                    _ => quant::quantize_with_ggml(layout.ttype(), &x, t.ne[0], &mut data),
                 }
-                layout.ttype
+                layout.ttype() as i32
             }
             Class::Weight => {
                 data.extend(values.to_f16_bits().iter().flat_map(|v| v.to_le_bytes()));

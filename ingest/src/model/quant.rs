@@ -57,11 +57,15 @@ pub(crate) fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
 /// Quantizes `x` (whole rows of `per_row` values, `per_row` a multiple of the type's block
 /// length, which the caller checks) to ggml type `ttype` with ggml's own quantizer, and
 /// appends the rows to `out`.
-pub(crate) fn quantize_with_ggml(ttype: i32, x: &[f32], per_row: usize, out: &mut Vec<u8>) {
+pub(crate) fn quantize_with_ggml(
+    ttype: whisper_rs_sys::ggml_type,
+    x: &[f32],
+    per_row: usize,
+    out: &mut Vec<u8>,
+) {
     if per_row == 0 || x.is_empty() {
         return;
     }
-    let ttype = ttype as whisper_rs_sys::ggml_type;
     let rows = x.len() / per_row;
     debug_assert_eq!(rows * per_row, x.len());
     // SAFETY: plain arithmetic on a valid ggml type id.

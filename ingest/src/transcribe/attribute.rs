@@ -25,19 +25,17 @@ pub(crate) fn assign(pk: &Pack, segments: &[Vec<Token>]) -> Vec<Vec<u8>> {
     for seg in segments {
         for clause in seg.split_inclusive(|t| ends_clause(&t.piece)) {
             // The middle of the clause's words (of all its tokens if it has no word).
-            let words = clause.iter().filter(|t| has_word(&t.piece));
-            let span = words.fold(None, |acc: Option<(usize, usize)>, t| {
-                Some(acc.map_or((t.pos, t.pos), |(a, b)| (a.min(t.pos), b.max(t.pos))))
-            });
-            let span = span.or_else(|| {
-                let first = clause.first()?.pos;
-                Some(
-                    clause
-                        .iter()
-                        .fold((first, first), |(a, b), t| (a.min(t.pos), b.max(t.pos))),
-                )
-            });
-            let Some((first, last)) = span else {
+            let words: Vec<usize> = clause
+                .iter()
+                .filter(|t| has_word(&t.piece))
+                .map(|t| t.pos)
+                .collect();
+            let at = if words.is_empty() {
+                clause.iter().map(|t| t.pos).collect()
+            } else {
+                words
+            };
+            let (Some(&first), Some(&last)) = (at.iter().min(), at.iter().max()) else {
                 continue;
             };
             let middle = first + (last - first) / 2;
