@@ -4,12 +4,14 @@
 //! independent, so a call's windows are decoded in parallel, one single-threaded whisper
 //! state per thread (a state left with the last windows takes over the idle threads).
 
+mod align;
 mod attribute;
 mod pack;
 
 use crate::config::TranscribeConfig;
 use crate::decode::Audio;
 use crate::error::{IngestError, Result};
+use crate::model::read_hparams;
 use crate::resample::{resample, WHISPER_RATE};
 use crate::text::normalize_zh;
 use crate::transcript::{Segment, Speaker, Transcript};
@@ -17,7 +19,8 @@ use crate::vad::{speech_regions, Region, VadParams};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+    WhisperState,
 };
 
 /// Whisper's window: 30 s of 16 kHz audio, 1500 encoder positions.
@@ -33,6 +36,9 @@ const ZH_PROMPT: &str = "以下是普通话的句子。";
 const CONTEXT_CHARS: usize = 200;
 /// Segments more likely silence than speech are dropped.
 const NO_SPEECH_DROP: f32 = 0.8;
+
+/// Working memory of whisper.cpp's DTW alignment, per window (its own default).
+const DTW_MEM_BYTES: usize = 128 * 1024 * 1024;
 
 /// Whisper states decoding one call at once, at most (each holds its own buffers).
 const MAX_PARALLEL_STATES: usize = 8;
@@ -71,6 +77,9 @@ pub struct Transcriber {
     ctx: WhisperContext,
     cfg: TranscribeConfig,
     model_name: String,
+    /// Packed windows are decoded without timestamp tokens and their words placed by
+    /// cross-attention alignment (`TranscribeConfig::dtw`).
+    dtw: bool,
 }
 
 /// One channel's audio at 16 kHz with the speaker it belongs to.
@@ -93,6 +102,18 @@ impl Transcriber {
         }
         let mut params = WhisperContextParameters::default();
         params.flash_attn(cfg.flash_attn);
+        // whisper.cpp cannot align with flash attention; it then keeps timestamp tokens.
+        let dtw = cfg.dtw && cfg.pack && !cfg.flash_attn;
+        if dtw {
+            let hparams = read_hparams(path).map_err(|e| IngestError::Model {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            params.dtw_parameters(DtwParameters {
+                mode: align::dtw_mode(&hparams),
+                dtw_mem_size: DTW_MEM_BYTES,
+            });
+        }
         let ctx =
             WhisperContext::new_with_params(path, params).map_err(|e| IngestError::Model {
                 path: path.display().to_string(),
@@ -106,6 +127,7 @@ impl Transcriber {
             ctx,
             cfg: cfg.clone(),
             model_name,
+            dtw,
         })
     }
 
@@ -402,8 +424,10 @@ impl Transcriber {
         p
     }
 
-    /// Decodes one packed window with timestamps and returns the text of each of its
-    /// utterances, given back clause by clause by the tokens' times (see `attribute`).
+    /// Decodes one packed window and returns the text of each of its utterances, given back
+    /// clause by clause by the tokens' times (see `attribute`). The times come from
+    /// cross-attention alignment (DTW) of a decode without timestamp tokens, or else from
+    /// whisper's timestamp tokens.
     fn decode_pack(
         &self,
         state: &mut WhisperState,
@@ -413,8 +437,10 @@ impl Transcriber {
         n_threads: usize,
     ) -> Result<Vec<String>, String> {
         let mut p = self.params(lang, context, pk.pcm.len(), n_threads);
-        p.set_no_timestamps(false);
-        p.set_token_timestamps(true);
+        // Timestamp tokens cost accuracy (the calls corpus: WER 0.132 with them, 0.119
+        // without) and put words in the wrong utterance more often than DTW's times.
+        p.set_no_timestamps(self.dtw);
+        p.set_token_timestamps(!self.dtw);
         let started = std::time::Instant::now();
         state
             .full(p, &pk.pcm)
@@ -440,7 +466,7 @@ impl Transcriber {
                 text = %seg.to_str_lossy().unwrap_or_default(),
                 "whisper segment"
             );
-            let mut tokens = Vec::new();
+            let mut tokens: Vec<attribute::Token> = Vec::new();
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else {
                     continue;
@@ -449,8 +475,14 @@ impl Transcriber {
                 if data.id >= eot {
                     continue;
                 }
-                // Token times are estimates; keep them inside their segment.
-                let mid = if data.t0 >= 0 && data.t1 >= data.t0 {
+                // Token times are estimates; keep them inside their segment. A token DTW
+                // could not place stays with the one before it.
+                let mid = if self.dtw {
+                    match data.t_dtw {
+                        t if t >= 0 => t,
+                        _ => tokens.last().map_or(0, |t| (t.pos / SAMPLES_PER_CS) as i64),
+                    }
+                } else if data.t0 >= 0 && data.t1 >= data.t0 {
                     ((data.t0 + data.t1) / 2).clamp(s0, s1.max(s0))
                 } else {
                     (s0 + s1) / 2
