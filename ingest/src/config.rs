@@ -88,9 +88,9 @@ pub struct TranscribeConfig {
     /// Give whisper the speaker's previous words as a prompt for each utterance (per-utterance
     /// decoding only: packed windows carry their own context).
     pub context: bool,
-    /// Lay a speaker's utterances end to end into one 30 s window and decode it with
-    /// timestamps (as faster-whisper does after its VAD), instead of one decode per
-    /// utterance: a few encoder passes per call instead of one per utterance.
+    /// Lay a speaker's utterances end to end into short windows (as faster-whisper does
+    /// after its VAD) and give each word back to its utterance by its time, instead of one
+    /// decode per utterance: a few encoder passes per call instead of one per utterance.
     pub pack: bool,
     /// Longest packed window in seconds (at most 28). Shorter windows cost less encoder
     /// attention (quadratic in the window) but give whisper less context; 12 s was both

@@ -1,6 +1,7 @@
 //! Whisper transcription per channel: voice-gated utterances are packed end to end into
-//! short windows (12 s by default) and decoded with timestamps; each segment is one
-//! utterance, with its boundaries in the call, so silence costs nothing. Windows are
+//! short windows (12 s by default) and decoded; each word is placed in time (cross-attention
+//! alignment, or timestamp tokens) and each segment is one utterance, with its boundaries in
+//! the call, so silence costs nothing. Windows are
 //! independent, so a call's windows are decoded in parallel, one single-threaded whisper
 //! state per thread (a state left with the last windows takes over the idle threads).
 
