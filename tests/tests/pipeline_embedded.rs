@@ -215,6 +215,24 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     );
     assert_eq!(en["language"], "en");
     assert!(en["recording"]["bytes"].as_u64().unwrap() > 10_000);
+    // The agent's two turns are decoded in one packed window; each word must come back to
+    // the turn it was said in (DTW alignment), not to the other one.
+    let agent_turns: Vec<String> = en["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["speaker"] == "agent")
+        .map(|s| s["text"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(agent_turns.len(), 2, "{en}");
+    assert!(
+        !agent_turns[0].contains("goodbye") && !agent_turns[0].contains("understand"),
+        "the greeting holds only its own words: {agent_turns:?}"
+    );
+    assert!(
+        agent_turns[1].contains("goodbye") || agent_turns[1].contains("understand"),
+        "the farewell holds its words: {agent_turns:?}"
+    );
 
     // Mandarin: simplified characters, the keywords on the customer's side.
     let zh = cq.json(&["calls", "show", &id("zh_refund_call.wav"), "--json"]);
