@@ -476,21 +476,25 @@ impl Transcriber {
                 if data.id >= eot {
                     continue;
                 }
-                // Token times are estimates; keep them inside their segment. A token DTW
-                // could not place stays with the one before it.
-                let mid = if self.dtw {
-                    match data.t_dtw {
-                        t if t >= 0 => t,
-                        _ => tokens.last().map_or(0, |t| (t.pos / SAMPLES_PER_CS) as i64),
+                // DTW's times are used as they are; a token it could not place stays with
+                // the one before. Timestamp-token times are estimates kept inside their
+                // segment.
+                let pos = if self.dtw {
+                    match usize::try_from(data.t_dtw) {
+                        Ok(cs) => cs * SAMPLES_PER_CS,
+                        Err(_) => tokens.last().map_or(0, |t| t.pos),
                     }
-                } else if data.t0 >= 0 && data.t1 >= data.t0 {
-                    ((data.t0 + data.t1) / 2).clamp(s0, s1.max(s0))
                 } else {
-                    (s0 + s1) / 2
+                    let cs = if data.t0 >= 0 && data.t1 >= data.t0 {
+                        ((data.t0 + data.t1) / 2).clamp(s0, s1.max(s0))
+                    } else {
+                        (s0 + s1) / 2
+                    };
+                    cs as usize * SAMPLES_PER_CS
                 };
                 tokens.push(attribute::Token {
                     piece: tok.to_bytes().map_err(|e| e.to_string())?.to_vec(),
-                    pos: mid as usize * SAMPLES_PER_CS,
+                    pos,
                 });
             }
             segments.push(tokens);
