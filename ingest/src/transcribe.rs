@@ -1,7 +1,8 @@
 //! Whisper transcription per channel: voice-gated utterances are packed end to end into
 //! short windows (12 s by default) and decoded; each word is placed in time (cross-attention
 //! alignment, or timestamp tokens) and each segment is one utterance, with its boundaries in
-//! the call, so silence costs nothing. Windows are
+//! the call, so silence costs nothing. A greedy window that looks unsure is decoded again
+//! with beam search. Windows are
 //! independent, so a call's windows are decoded in parallel, one single-threaded whisper
 //! state per thread (a state left with the last windows takes over the idle threads).
 
@@ -385,10 +386,11 @@ impl Transcriber {
         context: Option<&str>,
         samples: usize,
         n_threads: usize,
+        beam_size: usize,
     ) -> FullParams<'a, 'a> {
-        let strategy = if self.cfg.beam_size > 1 {
+        let strategy = if beam_size > 1 {
             SamplingStrategy::BeamSearch {
-                beam_size: self.cfg.beam_size as i32,
+                beam_size: beam_size as i32,
                 patience: -1.0,
             }
         } else {
@@ -425,10 +427,10 @@ impl Transcriber {
         p
     }
 
-    /// Decodes one packed window and returns the text of each of its utterances, given back
-    /// clause by clause by the tokens' times (see `attribute`). The times come from
-    /// cross-attention alignment (DTW) of a decode without timestamp tokens, or else from
-    /// whisper's timestamp tokens.
+    /// Decodes one packed window and returns the text of each of its utterances. A greedy
+    /// decode that looks unsure (`Decoded::unsure`) is decoded again with beam search
+    /// (`rescue_beam_size`), which often finds the words greedy decoding loses on hard
+    /// speech; the more probable of the two decodes is kept.
     fn decode_pack(
         &self,
         state: &mut WhisperState,
@@ -437,7 +439,49 @@ impl Transcriber {
         context: Option<&str>,
         n_threads: usize,
     ) -> Result<Vec<String>, String> {
-        let mut p = self.params(lang, context, pk.pcm.len(), n_threads);
+        let window = Window {
+            pk,
+            lang,
+            context,
+            n_threads,
+        };
+        let first = self.decode_pack_with(state, &window, self.cfg.beam_size)?;
+        let rescue = self.cfg.beam_size <= 1 && self.cfg.rescue_beam_size > 1;
+        if !(rescue && first.unsure(pk, self.cfg.rescue_logprob)) {
+            return Ok(first.texts);
+        }
+        let second = self.decode_pack_with(state, &window, self.cfg.rescue_beam_size)?;
+        // The more probable decode wins, unless it lost an utterance the other one heard.
+        let rank = |d: &Decoded| (!d.loses_utterance(pk), d.mean_logprob);
+        let beam_wins = rank(&second).partial_cmp(&rank(&first)) != Some(std::cmp::Ordering::Less);
+        tracing::debug!(
+            greedy_logprob = first.mean_logprob,
+            beam_logprob = second.mean_logprob,
+            beam_wins,
+            greedy = %first.texts.join(" | "),
+            beam = %second.texts.join(" | "),
+            "unsure window decoded again with beam search"
+        );
+        Ok(if beam_wins { second.texts } else { first.texts })
+    }
+
+    /// One decode of a packed window with `beam_size` (greedy at 0 or 1): the text of each
+    /// utterance, given back clause by clause by the tokens' times (see `attribute`). The
+    /// times come from cross-attention alignment (DTW) of a decode without timestamp tokens,
+    /// or else from whisper's timestamp tokens.
+    fn decode_pack_with(
+        &self,
+        state: &mut WhisperState,
+        window: &Window<'_>,
+        beam_size: usize,
+    ) -> Result<Decoded, String> {
+        let Window {
+            pk,
+            lang,
+            context,
+            n_threads,
+        } = *window;
+        let mut p = self.params(lang, context, pk.pcm.len(), n_threads, beam_size);
         // Timestamp tokens cost accuracy (the calls corpus: WER 0.132 with them, 0.119
         // without) and put words in the wrong utterance more often than DTW's times.
         p.set_no_timestamps(self.dtw);
@@ -448,6 +492,8 @@ impl Transcriber {
             .map_err(|e| format!("whisper: {e}"))?;
         tracing::debug!(
             samples = pk.pcm.len(),
+            utterances = pk.regions.len(),
+            beam_size,
             n_threads,
             prompted = context.is_some(),
             segments = state.full_n_segments(),
@@ -456,6 +502,7 @@ impl Transcriber {
             "decoded a packed window"
         );
         let eot = self.ctx.token_eot();
+        let (mut logprob_sum, mut n_text_tokens) = (0f32, 0usize);
         let mut segments: Vec<Vec<attribute::Token>> = Vec::new();
         // Silence was gated out before packing; whisper's own no-speech test (no-speech
         // probability and a low log-probability together) still skips a window of noise.
@@ -476,6 +523,8 @@ impl Transcriber {
                 if data.id >= eot {
                     continue;
                 }
+                logprob_sum += data.plog;
+                n_text_tokens += 1;
                 // DTW's times are used as they are; a token it could not place stays with
                 // the one before. Timestamp-token times are estimates kept inside their
                 // segment.
@@ -500,10 +549,17 @@ impl Transcriber {
             segments.push(tokens);
         }
         let bytes = attribute::assign(pk, &segments);
-        Ok(bytes
-            .into_iter()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .collect())
+        Ok(Decoded {
+            texts: bytes
+                .into_iter()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect(),
+            mean_logprob: if n_text_tokens == 0 {
+                0.0
+            } else {
+                logprob_sum / n_text_tokens as f32
+            },
+        })
     }
 
     /// Decodes one utterance on its own, without timestamps.
@@ -515,7 +571,7 @@ impl Transcriber {
         context: Option<&str>,
         n_threads: usize,
     ) -> Result<String, String> {
-        let mut p = self.params(lang, context, pcm.len(), n_threads);
+        let mut p = self.params(lang, context, pcm.len(), n_threads, self.cfg.beam_size);
         p.set_no_timestamps(true);
         p.set_single_segment(true);
         state.full(p, pcm).map_err(|e| format!("whisper: {e}"))?;
@@ -532,12 +588,56 @@ impl Transcriber {
     }
 }
 
+/// What one decode of a packed window needs besides the beam size.
+#[derive(Clone, Copy)]
+struct Window<'a> {
+    pk: &'a pack::Pack,
+    lang: Option<&'a str>,
+    context: Option<&'a str>,
+    n_threads: usize,
+}
+
+/// A packed window's decode: each utterance's text and the words' mean token log-probability.
+struct Decoded {
+    texts: Vec<String>,
+    mean_logprob: f32,
+}
+
+/// Utterances at least this long (gating padding included) that come back without a word
+/// make a window unsure.
+const UNSURE_SILENT_SAMPLES: usize = WHISPER_RATE as usize;
+
+impl Decoded {
+    /// Whether the decode looks wrong: its words are improbable on average (below
+    /// `min_logprob`), or an utterance the voice gate heard come back without words.
+    fn unsure(&self, pk: &pack::Pack, min_logprob: f32) -> bool {
+        self.mean_logprob < min_logprob || self.loses_utterance(pk)
+    }
+
+    /// Whether an utterance of a second or more came back without words.
+    fn loses_utterance(&self, pk: &pack::Pack) -> bool {
+        pk.regions
+            .iter()
+            .zip(&self.texts)
+            .any(|(r, t)| r.len() >= UNSURE_SILENT_SAMPLES && !t.chars().any(char::is_alphanumeric))
+    }
+}
+
 /// Encoder positions for `samples` of audio: 50 per second plus a margin, so the encoder
-/// works on the utterance instead of a 30 s window that is mostly padding.
+/// works on the utterance instead of a 30 s window that is mostly padding. Rounded up to a
+/// multiple of `AUDIO_CTX_STEP`.
 fn short_audio_ctx(samples: usize, floor: usize) -> usize {
     let needed = samples.div_ceil(320);
-    (needed + 64).clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
+    (needed + 64)
+        .max(floor)
+        .next_multiple_of(AUDIO_CTX_STEP)
+        .min(FULL_AUDIO_CTX)
 }
+
+/// ggml multiplies the encoder's attention matrices (f16) with llamafile's tinyBLAS only
+/// when the context is a multiple of 16; otherwise with dot products, which made them a
+/// quarter of the transcription time (perf, `calls` corpus).
+const AUDIO_CTX_STEP: usize = 16;
 
 /// Whether `text` has degenerated into a loop: a 4-gram of words (of characters, for
 /// Chinese) repeated three times or more.
@@ -645,9 +745,13 @@ mod tests {
     fn audio_ctx_scales_with_length() {
         assert_eq!(short_audio_ctx(16000 * 30, 256), 1500);
         assert_eq!(short_audio_ctx(16000, 256), 256);
-        assert_eq!(short_audio_ctx(16000 * 10, 256), 564);
+        assert_eq!(short_audio_ctx(16000 * 10, 256), 576);
         assert_eq!(short_audio_ctx(16000 * 10, 768), 768);
         assert_eq!(short_audio_ctx(16000, 4000), 1500);
+        assert_eq!(short_audio_ctx(16000 * 20, 500), 1072);
+        for samples in (0..16000 * 28).step_by(777) {
+            assert_eq!(short_audio_ctx(samples, 512) % AUDIO_CTX_STEP, 0);
+        }
     }
 
     #[test]
@@ -660,6 +764,34 @@ mod tests {
         ));
         assert!(!repetitive("我要退款，不然我就要投诉你们。"));
         assert!(repetitive("我要退款我要退款我要退款我要退款"));
+    }
+
+    #[test]
+    fn unsure_decodes_are_improbable_or_lose_an_utterance() {
+        let second = WHISPER_RATE as usize;
+        let regions = [
+            Region {
+                start: 0,
+                end: 2 * second,
+            },
+            Region {
+                start: 3 * second,
+                end: 3 * second + second / 2,
+            },
+        ];
+        let pcm = vec![0.1f32; 4 * second];
+        let pk = pack::pack(&pcm, &regions, 28 * second, second / 10).remove(0);
+        assert_eq!(pk.regions.len(), 2);
+        let decoded = |texts: [&str; 2], mean_logprob| Decoded {
+            texts: texts.map(String::from).to_vec(),
+            mean_logprob,
+        };
+        assert!(!decoded(["I want a refund.", "Now."], -0.2).unsure(&pk, -0.5));
+        assert!(decoded(["I want a refund.", "Now."], -0.7).unsure(&pk, -0.5));
+        // The two-second utterance got no words: whisper gave them all to the other one.
+        assert!(decoded([" ", "I want a refund now."], -0.2).unsure(&pk, -0.5));
+        // A half-second utterance without words may be a cough.
+        assert!(!decoded(["I want a refund now.", ""], -0.2).unsure(&pk, -0.5));
     }
 
     #[test]
