@@ -542,3 +542,34 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
     assert_eq!(good2["qa"]["version"], 2);
     assert_eq!(good2["status"], "done");
 }
+
+/// The beam-search rescue on the real model: with `rescue_logprob = 0` every greedy window
+/// counts as unsure, so each is decoded a second time with beam search, and the words of the
+/// better decode reach the transcript.
+#[test]
+fn unsure_windows_are_decoded_again_with_beam_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cq = Callqa::embedded(&tmp.path().join("data"));
+    cq.env.extend([
+        ("CALLQA_TRANSCRIBE_RESCUE_LOGPROB".into(), "0".into()),
+        ("CALLQA_LOG".into(), "callqa_ingest=debug".into()),
+    ]);
+    let sample = callqa_tests::workspace_root().join("deploy/samples/en_refund_complaint.wav");
+    let sample = sample.display().to_string();
+    let out = cq.run(&["bench", "transcribe", &sample, "--language", "en"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench transcribe failed:\n{stderr}");
+    assert!(
+        stderr.contains("unsure window decoded again with beam search"),
+        "no window was decoded again:\n{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+    let customer = report["runs"][0]["by_speaker"]["customer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        customer.contains("refund") && customer.contains("complaint"),
+        "customer: {customer:?}"
+    );
+}
