@@ -272,7 +272,8 @@ impl Transcriber {
                 Ok(pack_segments(speaker, pack, texts))
             }
             // Each window is prompted with the previous window's words; a prompted decode
-            // that degenerates into repetition is decoded again without the prompt.
+            // that degenerates into repetition, says the prompt's words again or skips an
+            // utterance is decoded again without the prompt.
             Job::Packs { ch, packs } => {
                 let speaker = channels[*ch].speaker;
                 let mut context = String::new();
@@ -280,7 +281,11 @@ impl Transcriber {
                 for pack in packs {
                     let prompt = (!context.is_empty()).then_some(context.as_str());
                     let mut texts = self.decode_pack(state, pack, lang, prompt, n_threads())?;
-                    if prompt.is_some() && repetitive(&texts.join(" ")) {
+                    let joined = texts.join(" ");
+                    let suspect = |p: &str| {
+                        repetitive(&joined) || copies(p, &joined) || loses_utterance(pack, &texts)
+                    };
+                    if prompt.is_some_and(suspect) {
                         tracing::debug!("prompted window repeats itself; decoding it again");
                         texts = self.decode_pack(state, pack, lang, None, n_threads())?;
                     }
@@ -446,23 +451,42 @@ impl Transcriber {
             n_threads,
         };
         let first = self.decode_pack_with(state, &window, self.cfg.beam_size)?;
-        let rescue = self.cfg.beam_size <= 1 && self.cfg.rescue_beam_size > 1;
-        if !(rescue && first.unsure(pk, self.cfg.rescue_logprob)) {
+        // A greedy decode that looks unsure is decoded again with beam search; a beam search
+        // that looped is decoded again greedily.
+        let again = if self.cfg.beam_size <= 1 {
+            (self.cfg.rescue_beam_size > 1 && first.unsure(pk, self.cfg.rescue_logprob))
+                .then_some(self.cfg.rescue_beam_size)
+        } else {
+            first.degenerate(pk).then_some(1)
+        };
+        let Some(beam_size) = again else {
             return Ok(first.texts);
-        }
-        let second = self.decode_pack_with(state, &window, self.cfg.rescue_beam_size)?;
-        // The more probable decode wins, unless it lost an utterance the other one heard.
-        let rank = |d: &Decoded| (!d.loses_utterance(pk), d.mean_logprob);
-        let beam_wins = rank(&second).partial_cmp(&rank(&first)) != Some(std::cmp::Ordering::Less);
+        };
+        let second = self.decode_pack_with(state, &window, beam_size)?;
+        // A loop loses to anything else (its repeated words are very probable); then a decode
+        // that lost an utterance the other one heard; then the less probable decode.
+        let rank = |d: &Decoded| (!d.degenerate(pk), !d.loses_utterance(pk), d.mean_logprob);
+        let second_wins =
+            rank(&second).partial_cmp(&rank(&first)) != Some(std::cmp::Ordering::Less);
         tracing::debug!(
-            greedy_logprob = first.mean_logprob,
-            beam_logprob = second.mean_logprob,
-            beam_wins,
-            greedy = %first.texts.join(" | "),
-            beam = %second.texts.join(" | "),
-            "unsure window decoded again with beam search"
+            first_logprob = first.mean_logprob,
+            second_logprob = second.mean_logprob,
+            second_beam_size = beam_size,
+            second_wins,
+            first = %first.texts.join(" | "),
+            second = %second.texts.join(" | "),
+            "{}",
+            if beam_size > 1 {
+                "unsure window decoded again with beam search"
+            } else {
+                "looping beam-search window decoded again greedily"
+            }
         );
-        Ok(if beam_wins { second.texts } else { first.texts })
+        Ok(if second_wins {
+            second.texts
+        } else {
+            first.texts
+        })
     }
 
     /// One decode of a packed window with `beam_size` (greedy at 0 or 1): the text of each
@@ -603,6 +627,10 @@ struct Decoded {
     mean_logprob: f32,
 }
 
+/// More words a second than anyone speaks (fast speech is 3-4 English words, 5-7 Chinese
+/// characters, counted half a word each): a decode above it repeats itself.
+const MAX_WORDS_PER_SECOND: f32 = 7.0;
+
 /// Utterances at least this long (gating padding included) that come back without a word
 /// make a window unsure.
 const UNSURE_SILENT_SAMPLES: usize = WHISPER_RATE as usize;
@@ -611,16 +639,29 @@ impl Decoded {
     /// Whether the decode looks wrong: its words are improbable on average (below
     /// `min_logprob`), or an utterance the voice gate heard come back without words.
     fn unsure(&self, pk: &pack::Pack, min_logprob: f32) -> bool {
-        self.mean_logprob < min_logprob || self.loses_utterance(pk)
+        self.mean_logprob < min_logprob || self.loses_utterance(pk) || self.degenerate(pk)
+    }
+
+    /// Whether whisper looped instead of transcribing: a phrase repeated over and over
+    /// (`repetitive`), or more words than the window's audio can hold.
+    fn degenerate(&self, pk: &pack::Pack) -> bool {
+        let text = self.texts.join(" ");
+        let seconds = (pk.pcm.len() as f32 / WHISPER_RATE as f32).max(1.0);
+        repetitive(&text) || word_count(&text) > MAX_WORDS_PER_SECOND * seconds
     }
 
     /// Whether an utterance of a second or more came back without words.
     fn loses_utterance(&self, pk: &pack::Pack) -> bool {
-        pk.regions
-            .iter()
-            .zip(&self.texts)
-            .any(|(r, t)| r.len() >= UNSURE_SILENT_SAMPLES && !t.chars().any(char::is_alphanumeric))
+        loses_utterance(pk, &self.texts)
     }
+}
+
+/// Whether an utterance of a second or more of `pk` came back without words in `texts`.
+fn loses_utterance(pk: &pack::Pack, texts: &[String]) -> bool {
+    pk.regions
+        .iter()
+        .zip(texts)
+        .any(|(r, t)| r.len() >= UNSURE_SILENT_SAMPLES && !t.chars().any(char::is_alphanumeric))
 }
 
 /// Encoder positions for `samples` of audio: 50 per second plus a margin, so the encoder
@@ -639,9 +680,8 @@ fn short_audio_ctx(samples: usize, floor: usize) -> usize {
 /// quarter of the transcription time (perf, `calls` corpus).
 const AUDIO_CTX_STEP: usize = 16;
 
-/// Whether `text` has degenerated into a loop: a 4-gram of words (of characters, for
-/// Chinese) repeated three times or more.
-fn repetitive(text: &str) -> bool {
+/// The words of `text`, lower-cased and without punctuation; each Chinese character is one.
+fn units(text: &str) -> Vec<String> {
     let mut units: Vec<String> = Vec::new();
     for w in text.split_whitespace() {
         if w.chars().any(is_cjk) {
@@ -655,12 +695,39 @@ fn repetitive(text: &str) -> bool {
             }
         }
     }
-    let mut seen = std::collections::HashMap::new();
-    units.windows(4).any(|g| {
-        let n = seen.entry(g).or_insert(0u32);
-        *n += 1;
-        *n >= 3
-    })
+    units
+}
+
+/// Words in `text`, a Chinese character counting half a word.
+fn word_count(text: &str) -> f32 {
+    units(text)
+        .iter()
+        .map(|u| if u.chars().any(is_cjk) { 0.5 } else { 1.0 })
+        .sum()
+}
+
+/// Whether `text` has degenerated into a loop: a 4-gram of words (of characters, for
+/// Chinese) three times or more, or a 6-gram twice (whisper saying a sentence again).
+fn repetitive(text: &str) -> bool {
+    let units = units(text);
+    let repeated = |n: usize, times: u32| {
+        let mut seen = std::collections::HashMap::new();
+        units.windows(n).any(|g| {
+            let count = seen.entry(g).or_insert(0u32);
+            *count += 1;
+            *count >= times
+        })
+    };
+    repeated(4, 3) || repeated(6, 2)
+}
+
+/// Whether `text` says a run of `prompt`'s words again (six words, or six Chinese
+/// characters, in the same order): whisper copying its prompt into the next window.
+fn copies(prompt: &str, text: &str) -> bool {
+    const RUN: usize = 6;
+    let prompt = units(prompt);
+    let runs: std::collections::HashSet<&[String]> = prompt.windows(RUN).collect();
+    units(text).windows(RUN).any(|w| runs.contains(w))
 }
 
 fn is_cjk(c: char) -> bool {
@@ -764,10 +831,33 @@ mod tests {
         ));
         assert!(!repetitive("我要退款，不然我就要投诉你们。"));
         assert!(repetitive("我要退款我要退款我要退款我要退款"));
+        // A sentence said twice.
+        assert!(repetitive(
+            "Finally, I sent the photo of the damage two weeks ago. \
+             Finally, I sent the photo of the damage two weeks ago."
+        ));
+        assert!(!repetitive(
+            "I sent the photos two weeks ago. You sent them two weeks ago, I see."
+        ));
     }
 
     #[test]
-    fn unsure_decodes_are_improbable_or_lose_an_utterance() {
+    fn spots_a_prompt_said_again() {
+        let prompt = "How much is it? Finally, I sent the photos of the damage two weeks ago.";
+        assert!(copies(
+            prompt,
+            "finally I sent the photos of the damage. How much?"
+        ));
+        assert!(!copies(
+            prompt,
+            "How much will you pay for the repair of the damage?"
+        ));
+        assert!(copies("我要退款，不然我就投诉。", "不然我就投诉你们"));
+        assert!(!copies("我要退款，不然我就投诉。", "退款什么时候到账"));
+    }
+
+    #[test]
+    fn unsure_decodes_are_improbable_lose_an_utterance_or_loop() {
         let second = WHISPER_RATE as usize;
         let regions = [
             Region {
@@ -792,6 +882,15 @@ mod tests {
         assert!(decoded([" ", "I want a refund now."], -0.2).unsure(&pk, -0.5));
         // A half-second utterance without words may be a cough.
         assert!(!decoded(["I want a refund now.", ""], -0.2).unsure(&pk, -0.5));
+        // Loops are unsure however probable their words: a repeated phrase, or more words
+        // than four seconds of audio hold.
+        let looped = "please send it to claims with your claim number in the subject ".repeat(3);
+        assert!(decoded(["I want a refund.", &looped], -0.1).degenerate(&pk));
+        assert!(decoded(["I want a refund.", &looped], -0.1).unsure(&pk, -0.5));
+        let many: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+        assert!(decoded(["I want a refund.", &many.join(" ")], -0.1).degenerate(&pk));
+        assert!(!decoded(["I want a refund.", "Now."], -0.2).degenerate(&pk));
+        assert!(!decoded(["我要退款。", "不然我就要投诉你们。"], -0.2).degenerate(&pk));
     }
 
     #[test]
