@@ -129,8 +129,9 @@ pub struct TranscribeConfig {
     /// window costs about 70% more.
     pub rescue_beam_size: usize,
     /// A greedy packed window is unsure, and decoded again with `rescue_beam_size`, when its
-    /// words' mean token log-probability is below this, or when an utterance of a second or
-    /// more gets no words.
+    /// words' mean token log-probability is below this, when an utterance of a second or
+    /// more gets no words, or when it loops (a phrase said again, more words than its audio
+    /// holds).
     pub rescue_logprob: f32,
 }
 

@@ -435,7 +435,8 @@ impl Transcriber {
     /// Decodes one packed window and returns the text of each of its utterances. A greedy
     /// decode that looks unsure (`Decoded::unsure`) is decoded again with beam search
     /// (`rescue_beam_size`), which often finds the words greedy decoding loses on hard
-    /// speech; the more probable of the two decodes is kept.
+    /// speech; a beam-search decode that loops is decoded again greedily. Of two decodes,
+    /// one that loops or loses an utterance loses, else the more probable one is kept.
     fn decode_pack(
         &self,
         state: &mut WhisperState,
@@ -465,7 +466,10 @@ impl Transcriber {
         let second = self.decode_pack_with(state, &window, beam_size)?;
         // A loop loses to anything else (its repeated words are very probable); then a decode
         // that lost an utterance the other one heard; then the less probable decode.
-        let rank = |d: &Decoded| (!d.degenerate(pk), !d.loses_utterance(pk), d.mean_logprob);
+        let rank = |d: &Decoded| {
+            let lost = loses_utterance(pk, &d.texts);
+            (!d.degenerate(pk), !lost, d.mean_logprob)
+        };
         let second_wins =
             rank(&second).partial_cmp(&rank(&first)) != Some(std::cmp::Ordering::Less);
         tracing::debug!(
@@ -637,9 +641,9 @@ const UNSURE_SILENT_SAMPLES: usize = WHISPER_RATE as usize;
 
 impl Decoded {
     /// Whether the decode looks wrong: its words are improbable on average (below
-    /// `min_logprob`), or an utterance the voice gate heard come back without words.
+    /// `min_logprob`), an utterance the voice gate heard came back without words, or it loops.
     fn unsure(&self, pk: &pack::Pack, min_logprob: f32) -> bool {
-        self.mean_logprob < min_logprob || self.loses_utterance(pk) || self.degenerate(pk)
+        self.mean_logprob < min_logprob || loses_utterance(pk, &self.texts) || self.degenerate(pk)
     }
 
     /// Whether whisper looped instead of transcribing: a phrase repeated over and over
@@ -648,11 +652,6 @@ impl Decoded {
         let text = self.texts.join(" ");
         let seconds = (pk.pcm.len() as f32 / WHISPER_RATE as f32).max(1.0);
         repetitive(&text) || word_count(&text) > MAX_WORDS_PER_SECOND * seconds
-    }
-
-    /// Whether an utterance of a second or more came back without words.
-    fn loses_utterance(&self, pk: &pack::Pack) -> bool {
-        loses_utterance(pk, &self.texts)
     }
 }
 
