@@ -808,30 +808,6 @@ fn clean_text(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_voice_gate_cuts_utterances_to_the_packed_window() {
-        let mut cfg = TranscribeConfig::default();
-        assert_eq!(vad_params(&cfg).max_region_ms, cfg.pack_seconds * 1000);
-        cfg.pack_seconds = 20;
-        assert_eq!(vad_params(&cfg).max_region_ms, 20_000);
-        cfg.pack = false;
-        assert_eq!(
-            vad_params(&cfg).max_region_ms,
-            VadParams::default().max_region_ms
-        );
-        // Each region the gate gives then fits one packed window whole.
-        cfg.pack = true;
-        cfg.pack_seconds = 12;
-        let speech: Vec<f32> = (0..16_000 * 40)
-            .map(|i| (i as f32 * 0.05).sin() * 0.3 * (1.0 + (i as f32 / 4000.0).sin()))
-            .collect();
-        let regions = speech_regions(&speech, &vad_params(&cfg));
-        assert!(regions.len() >= 4, "{regions:?}");
-        assert!(regions
-            .iter()
-            .all(|r| r.len() <= 12 * WHISPER_RATE as usize));
-    }
-
     use super::*;
 
     #[test]
@@ -937,5 +913,30 @@ mod tests {
         let w = fixed_windows(WINDOW_SAMPLES * 2 + 5);
         assert_eq!(w.len(), 3);
         assert_eq!(w[2].end, WINDOW_SAMPLES * 2 + 5);
+    }
+
+    #[test]
+    fn the_voice_gate_cuts_utterances_to_the_packed_window() {
+        let mut cfg = TranscribeConfig::default();
+        assert_eq!(vad_params(&cfg).max_region_ms, cfg.pack_seconds * 1000);
+        cfg.pack_seconds = 20;
+        assert_eq!(vad_params(&cfg).max_region_ms, 20_000);
+        cfg.pack = false;
+        assert_eq!(
+            vad_params(&cfg).max_region_ms,
+            VadParams::default().max_region_ms
+        );
+        // Each region the gate gives then fits one packed window whole (the gate's own
+        // 25 s limit cuts this sound into regions of 23 s and 17 s).
+        cfg.pack = true;
+        cfg.pack_seconds = 12;
+        let speech: Vec<f32> = (0..16_000 * 40)
+            .map(|i| (i as f32 * 0.05).sin() * 0.3 * (1.0 + (i as f32 / 4000.0).sin()))
+            .collect();
+        let regions = speech_regions(&speech, &vad_params(&cfg));
+        assert!(regions.len() >= 4, "{regions:?}");
+        assert!(regions
+            .iter()
+            .all(|r| r.len() <= 12 * WHISPER_RATE as usize));
     }
 }
