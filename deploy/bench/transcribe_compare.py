@@ -25,7 +25,7 @@ Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--thr
        [--corpus calls|espeak15|zh|asterisk] [--minutes 3] [--fw int8:5,int8:1] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
-import argparse, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
+import argparse, gzip, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
 
 # Five outbound calls as (agent 'a' | customer 'c', text) turns: the `calls` corpus.
 DIALOGUES = [
@@ -134,8 +134,13 @@ def synth(text, voice, path):
         subprocess.run(["text2wave", "-eval", f"(voice_{name})", "-o", raw], input=text.encode(), check=True)
     else:
         raise ValueError(voice)
+    return telephone(raw, path)
+
+def telephone(src, path):
+    """`src` at 8 kHz through a G.711 mu-law round trip, written to `path` as 16-bit
+    samples and returned."""
     ulaw = path + ".ul.wav"
-    subprocess.run(["sox", raw, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
+    subprocess.run(["sox", src, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
     subprocess.run(["sox", ulaw, "-b", "16", "-e", "signed-integer", path], check=True)
     return read_samples(path)
 
@@ -238,7 +243,6 @@ ASTERISK_TEXTS = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 def asterisk_prompts():
     """(wav path, text) of the prompts of four words or more whose text is plain speech
     (no [tone] notes, no * or # keys), in file order."""
-    import gzip
     out = []
     with gzip.open(ASTERISK_TEXTS, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -259,11 +263,8 @@ def build_asterisk_call(dir_, minutes):
     prompts = asterisk_prompts()
     def turn(i):
         src, text = prompts[(i - 1) % len(prompts)]
-        path = os.path.join(dir_, f"u{i}.wav")
-        ulaw = path + ".ul.wav"
-        subprocess.run(["sox", src, "-r", "8000", "-c", "1", "-e", "u-law", ulaw], check=True)
-        subprocess.run(["sox", ulaw, "-b", "16", "-e", "signed-integer", path], check=True)
-        return ("agent" if i % 2 else "customer"), read_samples(path), text
+        samples = telephone(src, os.path.join(dir_, f"u{i}.wav"))
+        return ("agent" if i % 2 else "customer"), samples, text
     return fill_call(dir_, minutes, turn)
 
 try:
