@@ -1,5 +1,6 @@
 //! Text normalisation shared by every stage that stores or matches transcript text:
-//! traditional Chinese to simplified, full-width ASCII to half-width.
+//! traditional Chinese to simplified, full-width ASCII to half-width; and spoken digit
+//! strings written as one number in transcripts.
 
 /// Normalise `s` to one script so that what whisper writes and what users type compare equal.
 ///
@@ -19,6 +20,60 @@ pub fn normalize_zh(s: &str) -> String {
     simplified.chars().map(to_half_width).collect()
 }
 
+/// Writes a digit string said digit by digit as one number, as a reader would: whisper gives
+/// "extension one two three four" back as "1, 2, 3, 4" or "1 2 3 4" as often as "1234", and
+/// a search for the extension, account or order number `1234` should find both. Only runs
+/// of three or more lone digits separated by commas or spaces are joined ("press 1, 2 or 3"
+/// stays as it is).
+pub fn join_spoken_digits(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        match digit_run(&chars, i) {
+            Some((digits, end)) => {
+                out.extend(digits);
+                i = end;
+            }
+            None => {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// At `i`, a run of at least three lone digits (no ASCII letter or digit beside them) separated by a comma and/or spaces: its
+/// digits and the index after its last digit.
+fn digit_run(chars: &[char], i: usize) -> Option<(Vec<char>, usize)> {
+    let lone = |j: usize| {
+        chars.get(j).is_some_and(char::is_ascii_digit)
+            && (j == 0 || !chars[j - 1].is_ascii_alphanumeric())
+            && !chars.get(j + 1).is_some_and(char::is_ascii_alphanumeric)
+    };
+    if !lone(i) {
+        return None;
+    }
+    let mut digits = vec![chars[i]];
+    let mut end = i + 1;
+    loop {
+        let mut j = end;
+        if chars.get(j) == Some(&',') {
+            j += 1;
+        }
+        while chars.get(j) == Some(&' ') {
+            j += 1;
+        }
+        if j == end || !lone(j) {
+            break;
+        }
+        digits.push(chars[j]);
+        end = j + 1;
+    }
+    (digits.len() >= 3).then_some((digits, end))
+}
+
 fn is_full_width(c: char) -> bool {
     matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}')
 }
@@ -33,7 +88,34 @@ fn to_half_width(c: char) -> char {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_zh;
+    use super::{join_spoken_digits, normalize_zh};
+
+    #[test]
+    fn spoken_digit_strings_become_one_number() {
+        assert_eq!(
+            join_spoken_digits("extension 1, 2, 3, 4 and password 4, 2, 4, 2."),
+            "extension 1234 and password 4242."
+        );
+        assert_eq!(
+            join_spoken_digits("my number is 5 5 5 0 1 9 9"),
+            "my number is 5550199"
+        );
+        assert_eq!(
+            join_spoken_digits("卡号是 6,2,2,8 对吗"),
+            "卡号是 6228 对吗"
+        );
+        // Two digits, a list, numbers already written whole and decimals stay as they are.
+        for kept in [
+            "press 1, 2 or 3",
+            "press 1, 2, or 3",
+            "I paid 140 dollars on the 3rd, 4 days ago",
+            "a 28.8 kilobit modem, 1 2",
+            "1,234 dollars",
+            "room 12, 3, 4",
+        ] {
+            assert_eq!(join_spoken_digits(kept), kept);
+        }
+    }
 
     #[test]
     fn traditional_becomes_simplified() {

@@ -15,7 +15,7 @@ use crate::decode::Audio;
 use crate::error::{IngestError, Result};
 use crate::model::read_hparams;
 use crate::resample::{resample, WHISPER_RATE};
-use crate::text::normalize_zh;
+use crate::text::{join_spoken_digits, normalize_zh};
 use crate::transcript::{Segment, Speaker, Transcript};
 use crate::vad::{speech_regions, Region, VadParams};
 use std::path::Path;
@@ -785,9 +785,10 @@ const HALLUCINATIONS: &[&str] = &[
     "以下是普通话的句子",
 ];
 
-/// Normalises whisper's text (simplified Chinese, trimmed) and drops non-speech output.
+/// Normalises whisper's text (simplified Chinese, spoken digit strings as one number,
+/// trimmed) and drops non-speech output.
 fn clean_text(raw: &str) -> Option<String> {
-    let t = normalize_zh(raw.trim());
+    let t = join_spoken_digits(&normalize_zh(raw.trim()));
     let t = t.trim().trim_start_matches(['-', ' ']).trim().to_string();
     let meaningful = t.chars().any(|c| c.is_alphanumeric());
     if !meaningful {
