@@ -137,6 +137,15 @@ pub struct TranscribeConfig {
     /// more gets no words, or when it loops (a phrase said again, more words than its audio
     /// holds).
     pub rescue_logprob: f32,
+    /// An utterance of a second or more that comes back from its packed window without
+    /// words is decoded again on its own; its words are kept unless most of them already
+    /// stand in a neighbouring utterance (where the alignment put them). Whisper skips a
+    /// sentence said twice in one window, or stops before a window's end; both grow with
+    /// `pack_seconds`. Turn it on with windows longer than 12 s: at 24 s the repeated
+    /// Mandarin dialogue `zh` went from CER 0.573 to 0.217, recorded speech (`asterisk`)
+    /// stayed at WER 0.017. At 12 s it changed nothing on any benchmark corpus; off by
+    /// default, as a lone decode of a noise the voice gate let through can make up words.
+    pub redecode_lost: bool,
 }
 
 impl Default for TranscribeConfig {
@@ -164,6 +173,7 @@ impl Default for TranscribeConfig {
             logprob_thold: -1.0,
             rescue_beam_size: 5,
             rescue_logprob: -0.5,
+            redecode_lost: false,
         }
     }
 }

@@ -458,7 +458,7 @@ impl Transcriber {
             first.degenerate(pk).then_some(1)
         };
         let Some(beam_size) = again else {
-            return Ok(first.texts);
+            return self.redecode_lost(state, &window, first.texts);
         };
         let second = self.decode_pack_with(state, &window, beam_size)?;
         // A loop loses to anything else (its repeated words are very probable); then a decode
@@ -483,11 +483,48 @@ impl Transcriber {
                 "looping beam-search window decoded again greedily"
             }
         );
-        Ok(if second_wins {
+        let texts = if second_wins {
             second.texts
         } else {
             first.texts
-        })
+        };
+        self.redecode_lost(state, &window, texts)
+    }
+
+    /// With `redecode_lost`, decodes each utterance of a second or more that `texts` left
+    /// without words on its own, and keeps its words unless most of them already stand in
+    /// a neighbouring utterance (the alignment put them there; whisper did not skip them).
+    fn redecode_lost(
+        &self,
+        state: &mut WhisperState,
+        window: &Window<'_>,
+        mut texts: Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        let pk = window.pk;
+        if !self.cfg.redecode_lost || pk.regions.len() < 2 {
+            return Ok(texts);
+        }
+        for i in 0..texts.len() {
+            if pk.regions[i].len() < UNSURE_SILENT_SAMPLES || has_words(&texts[i]) {
+                continue;
+            }
+            let pcm = pk.utterance(i);
+            let alone =
+                self.decode_region(state, pcm, window.lang, window.context, window.n_threads)?;
+            let before = texts[..i].iter().rev().find(|t| has_words(t));
+            let after = texts[i + 1..].iter().find(|t| has_words(t));
+            let neighbours: Vec<&str> = before
+                .into_iter()
+                .chain(after)
+                .map(String::as_str)
+                .collect();
+            let misplaced = already_said(&alone, &neighbours);
+            tracing::debug!(utterance = i, text = %alone, misplaced, "lost utterance decoded alone");
+            if !misplaced {
+                texts[i] = alone;
+            }
+        }
+        Ok(texts)
     }
 
     /// One decode of a packed window with `beam_size` (greedy at 0 or 1): the text of each
@@ -657,7 +694,21 @@ fn loses_utterance(pk: &pack::Pack, texts: &[String]) -> bool {
     pk.regions
         .iter()
         .zip(texts)
-        .any(|(r, t)| r.len() >= UNSURE_SILENT_SAMPLES && !t.chars().any(char::is_alphanumeric))
+        .any(|(r, t)| r.len() >= UNSURE_SILENT_SAMPLES && !has_words(t))
+}
+
+/// Whether `text` holds a letter, digit or character.
+fn has_words(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
+}
+
+/// Whether most of `text`'s words (Chinese characters) already stand in `neighbours`.
+fn already_said(text: &str, neighbours: &[&str]) -> bool {
+    let said: std::collections::HashSet<String> =
+        neighbours.iter().flat_map(|n| units(n)).collect();
+    let words = units(text);
+    let found = words.iter().filter(|w| said.contains(*w)).count();
+    !words.is_empty() && found * 2 > words.len()
 }
 
 /// Encoder positions for `samples` of audio: 50 per second plus a margin, so the encoder
@@ -870,6 +921,29 @@ mod tests {
         ));
         assert!(copies("我要退款，不然我就投诉。", "不然我就投诉你们"));
         assert!(!copies("我要退款，不然我就投诉。", "退款什么时候到账"));
+    }
+
+    #[test]
+    fn a_lost_utterance_is_kept_unless_its_neighbour_holds_its_words() {
+        // The alignment put the words in the utterance before: not lost.
+        let before = "Thank you for calling. Please hold for the next agent.";
+        assert!(already_said("please hold for the next agent", &[before]));
+        assert!(already_said(
+            "请稍等，下一位客服",
+            &["感谢来电。请稍等，下一位客服马上接听。"]
+        ));
+        // Whisper skipped it: its words stand nowhere else.
+        assert!(!already_said(
+            "I want a refund or I will complain",
+            &[before, "Goodbye."]
+        ));
+        assert!(!already_said(
+            "我要退款，不然我就投诉",
+            &["您好，我是客服小王。"]
+        ));
+        // A word or two in common is not enough.
+        assert!(!already_said("please send me the refund form", &[before]));
+        assert!(!already_said("", &[before]));
     }
 
     #[test]

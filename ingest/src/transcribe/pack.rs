@@ -14,6 +14,12 @@ pub(crate) struct Pack {
 }
 
 impl Pack {
+    /// The packed audio of utterance `i`.
+    pub fn utterance(&self, i: usize) -> &[f32] {
+        let start = self.offsets[i];
+        &self.pcm[start..start + self.regions[i].len()]
+    }
+
     /// The utterance a sample position of `pcm` belongs to; a position in the silence
     /// between two utterances goes to the nearer one, or to the later one when
     /// `sentence_ended` (the words before it closed a sentence).
@@ -97,6 +103,9 @@ mod tests {
         assert_eq!(packs[0].pcm.len(), 30 + 10 + 50);
         assert_eq!(packs[0].pcm[40], 100.0);
         assert_eq!(packs[0].pcm[35], 0.0);
+        // Each utterance's own audio, without the silence laid between them.
+        assert_eq!(packs[0].utterance(1), &pcm[100..150]);
+        assert_eq!(packs[0].utterance(0), &pcm[0..30]);
     }
 
     #[test]
