@@ -2,9 +2,10 @@
 //! short windows (12 s by default) and decoded; each word is placed in time (cross-attention
 //! alignment, or timestamp tokens) and each segment is one utterance, with its boundaries in
 //! the call, so silence costs nothing. A greedy window that looks unsure is decoded again
-//! with beam search. Windows are
-//! independent, so a call's windows are decoded in parallel, one single-threaded whisper
-//! state per thread (a state left with the last windows takes over the idle threads).
+//! with beam search; with `redecode_lost`, an utterance it left without words is decoded
+//! alone. Windows are independent, so a call's windows are decoded in parallel, one
+//! single-threaded whisper state per thread (a state left with the last windows takes over
+//! the idle threads).
 
 mod align;
 mod attribute;
