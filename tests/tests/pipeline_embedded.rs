@@ -304,6 +304,27 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
         "the customer's words after the rings: {rc}"
     );
 
+    // A number said digit by digit ("one two three four": whisper writes "1, 2, 3, 4" as
+    // often as "1234") is transcribed as the number, so a search for it finds the call.
+    let digits = tmp.path().join("en_digits_call.wav");
+    stereo_call(
+        &[Turn::say(
+            Side::Customer,
+            "Yes. The extension is one two three four, and my password is four two four two.",
+            300,
+        )],
+        &digits,
+        8000,
+    )
+    .expect("digits call");
+    let o = cq.ok(&["ingest", "--wait", &digits.display().to_string()]);
+    let digits_id = json_lines(&o)[0]["call_id"].as_str().unwrap().to_string();
+    let dc = cq.json(&["calls", "show", &digits_id, "--json"]);
+    let said = speaker_text(&dc, "customer");
+    for number in ["1234", "4242"] {
+        assert!(said.contains(number), "{number} as one number: {said:?}");
+    }
+
     // Search over the real transcripts (issue 3).
     let hits = |q: &[&str]| -> Vec<String> {
         let mut a = vec!["search"];
@@ -336,6 +357,8 @@ fn embedded_pipeline_transcribes_searches_and_scores() {
         !refund_agent.contains(&id("en_refund_call.wav")),
         "{refund_agent:?}"
     );
+    let extension = hits(&["1234"]);
+    assert!(extension.contains(&digits_id), "{extension:?}");
     let both = hits(&["refund AND complaint"]);
     assert!(
         both.contains(&id("en_refund_call.wav")),
