@@ -31,8 +31,8 @@ pub fn join_spoken_digits(s: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         match digit_run(&chars, i) {
-            Some((digits, end)) => {
-                out.extend(digits);
+            Some(end) => {
+                out.extend(chars[i..end].iter().filter(|c| c.is_ascii_digit()));
                 i = end;
             }
             None => {
@@ -44,9 +44,9 @@ pub fn join_spoken_digits(s: &str) -> String {
     out
 }
 
-/// At `i`, a run of at least three lone digits (no ASCII letter or digit beside them) separated by a comma and/or spaces: its
-/// digits and the index after its last digit.
-fn digit_run(chars: &[char], i: usize) -> Option<(Vec<char>, usize)> {
+/// At `i`, a run of at least three lone digits (no ASCII letter or digit beside them)
+/// separated by a comma and/or spaces: the index after its last digit.
+fn digit_run(chars: &[char], i: usize) -> Option<usize> {
     let lone = |j: usize| {
         chars.get(j).is_some_and(char::is_ascii_digit)
             && (j == 0 || !chars[j - 1].is_ascii_alphanumeric())
@@ -55,8 +55,7 @@ fn digit_run(chars: &[char], i: usize) -> Option<(Vec<char>, usize)> {
     if !lone(i) {
         return None;
     }
-    let mut digits = vec![chars[i]];
-    let mut end = i + 1;
+    let (mut digits, mut end) = (1, i + 1);
     loop {
         let mut j = end;
         if chars.get(j) == Some(&',') {
@@ -68,10 +67,10 @@ fn digit_run(chars: &[char], i: usize) -> Option<(Vec<char>, usize)> {
         if j == end || !lone(j) {
             break;
         }
-        digits.push(chars[j]);
+        digits += 1;
         end = j + 1;
     }
-    (digits.len() >= 3).then_some((digits, end))
+    (digits >= 3).then_some(end)
 }
 
 fn is_full_width(c: char) -> bool {

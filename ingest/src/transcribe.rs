@@ -430,11 +430,8 @@ impl Transcriber {
         p
     }
 
-    /// Decodes one packed window and returns the text of each of its utterances. A greedy
-    /// decode that looks unsure (`Decoded::unsure`) is decoded again with beam search
-    /// (`rescue_beam_size`), which often finds the words greedy decoding loses on hard
-    /// speech; a beam-search decode that loops is decoded again greedily. Of two decodes,
-    /// one that loops or loses an utterance loses, else the more probable one is kept.
+    /// Decodes one packed window and returns the text of each of its utterances
+    /// (`best_decode`, then `redecode_lost`).
     fn decode_pack(
         &self,
         state: &mut WhisperState,
@@ -449,7 +446,22 @@ impl Transcriber {
             context,
             n_threads,
         };
-        let first = self.decode_pack_with(state, &window, self.cfg.beam_size)?;
+        let texts = self.best_decode(state, &window)?;
+        self.redecode_lost(state, &window, texts)
+    }
+
+    /// The text of each utterance of a packed window. A greedy decode that looks unsure
+    /// (`Decoded::unsure`) is decoded again with beam search (`rescue_beam_size`), which
+    /// often finds the words greedy decoding loses on hard speech; a beam-search decode that
+    /// loops is decoded again greedily. Of two decodes, one that loops or loses an utterance
+    /// loses, else the more probable one is kept.
+    fn best_decode(
+        &self,
+        state: &mut WhisperState,
+        window: &Window<'_>,
+    ) -> Result<Vec<String>, String> {
+        let pk = window.pk;
+        let first = self.decode_pack_with(state, window, self.cfg.beam_size)?;
         // A greedy decode that looks unsure is decoded again with beam search; a beam search
         // that looped is decoded again greedily.
         let again = if self.cfg.beam_size <= 1 {
@@ -459,9 +471,9 @@ impl Transcriber {
             first.degenerate(pk).then_some(1)
         };
         let Some(beam_size) = again else {
-            return self.redecode_lost(state, &window, first.texts);
+            return Ok(first.texts);
         };
-        let second = self.decode_pack_with(state, &window, beam_size)?;
+        let second = self.decode_pack_with(state, window, beam_size)?;
         // A loop loses to anything else (its repeated words are very probable); then a decode
         // that lost an utterance the other one heard; then the less probable decode.
         let rank = |d: &Decoded| {
@@ -484,12 +496,11 @@ impl Transcriber {
                 "looping beam-search window decoded again greedily"
             }
         );
-        let texts = if second_wins {
+        Ok(if second_wins {
             second.texts
         } else {
             first.texts
-        };
-        self.redecode_lost(state, &window, texts)
+        })
     }
 
     /// With `redecode_lost`, decodes each utterance of a second or more that `texts` left
@@ -842,8 +853,7 @@ const HALLUCINATIONS: &[&str] = &[
 fn clean_text(raw: &str) -> Option<String> {
     let t = join_spoken_digits(&normalize_zh(raw.trim()));
     let t = t.trim().trim_start_matches(['-', ' ']).trim().to_string();
-    let meaningful = t.chars().any(|c| c.is_alphanumeric());
-    if !meaningful {
+    if !has_words(&t) {
         return None;
     }
     let lower = t.to_lowercase();
