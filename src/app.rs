@@ -53,7 +53,7 @@ impl App {
     }
 
     /// The whisper model: configured path, else the best base model installed under
-    /// `<data-dir>/models` (q4_k, q8_0, then f16 `ggml-base.bin`).
+    /// `<data-dir>/models` (q8_0, q4_k, then f16 `ggml-base.bin`).
     pub fn model_path(&self) -> PathBuf {
         self.cfg
             .transcribe

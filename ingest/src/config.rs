@@ -62,7 +62,7 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TranscribeConfig {
-    /// ggml model file. Default: the first of `ggml-base-q4_k.bin`, `ggml-base-q8_0.bin`
+    /// ggml model file. Default: the first of `ggml-base-q8_0.bin`, `ggml-base-q4_k.bin`
     /// and `ggml-base.bin` found in `<data-dir>/models` (the environment variable
     /// `CALLQA_TRANSCRIBE_MODEL` sets it like any other key).
     pub model: Option<PathBuf>,

@@ -18,8 +18,8 @@ pub enum Cmd {
     ImportCt2 {
         dir: PathBuf,
         out: PathBuf,
-        /// f16 (exact copy of the weights), q8_0 (smaller, faster), q4_k (the fastest on x86,
-        /// near q8_0's accuracy), q4_0 (as fast, less accurate on one test corpus); also q6_k,
+        /// f16 (exact copy of the weights), q8_0 (smaller, faster, as accurate), q4_k (half
+        /// q8_0's size, less accurate), q4_0 (less accurate still); also q6_k,
         /// q5_k, q5_1, q5_0 and iq4_nl. The k-quants (q4_k, q5_k, q6_k) need rows of 256
         /// values: whisper base and larger, not tiny.
         #[arg(long, default_value = "f16")]

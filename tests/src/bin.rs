@@ -36,7 +36,7 @@ pub fn callqa_bin() -> PathBuf {
 }
 
 /// The whisper model: `CALLQA_MODEL`, else the model callqa itself would pick from
-/// `~/.cache/callqa/models` (q4_k, q8_0, then f16 `ggml-base.bin`).
+/// `~/.cache/callqa/models` (q8_0, q4_k, then f16 `ggml-base.bin`).
 pub fn model_path() -> PathBuf {
     let models = std::env::var_os("HOME")
         .map_or_else(|| PathBuf::from("/root"), PathBuf::from)
@@ -45,7 +45,7 @@ pub fn model_path() -> PathBuf {
         Some(p) => PathBuf::from(p),
         // The files callqa looks for, in its order (the harness drives callqa as a black
         // box, so it does not link callqa-ingest for `default_model`).
-        None => ["ggml-base-q4_k.bin", "ggml-base-q8_0.bin"]
+        None => ["ggml-base-q8_0.bin", "ggml-base-q4_k.bin"]
             .iter()
             .map(|name| models.join(name))
             .find(|p| p.is_file())
