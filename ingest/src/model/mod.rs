@@ -166,8 +166,9 @@ impl FromStr for Quantization {
 
 /// The model files looked for under a models directory when none is configured, best
 /// first: base in q8_0 (faster-whisper's int8 precision; a lower word error rate than q4_K
-/// on every recorded and multi-voice benchmark corpus, and as fast once tinyBLAS does its
-/// int8 products, see README), in q4_K, then whisper.cpp's own f16 `ggml-base.bin`.
+/// on three of the four benchmark corpora, recorded speech among them, and as fast on an
+/// AVX-512 CPU once tinyBLAS does its int8 products; see README), in q4_K, then
+/// whisper.cpp's own f16 `ggml-base.bin`.
 pub const DEFAULT_MODEL_FILES: [&str; 3] =
     ["ggml-base-q8_0.bin", "ggml-base-q4_k.bin", "ggml-base.bin"];
 
