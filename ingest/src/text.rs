@@ -1,6 +1,6 @@
 //! Text normalisation shared by every stage that stores or matches transcript text:
-//! traditional Chinese to simplified, full-width ASCII to half-width; and spoken digit
-//! strings written as one number in transcripts.
+//! traditional Chinese to simplified, full-width ASCII to half-width, 帐 to 账 where it means
+//! an account; and spoken digit strings written as one number in transcripts.
 
 /// Normalise `s` to one script so that what whisper writes and what users type compare equal.
 ///
@@ -9,15 +9,32 @@
 /// punctuation (ｒｅｆｕｎｄ, ＂). Both are folded here: traditional characters become
 /// simplified ones (a character table with context rules, from `fast2s`), U+FF01..U+FF5E
 /// become their ASCII counterparts and the ideographic space U+3000 becomes a space.
+/// whisper also writes the old form 帐 for 账 (帐单, 帐户, 转帐: bill, account, transfer),
+/// which standard simplified Chinese keeps for curtains and tents; 帐 becomes 账 unless it
+/// stands in a curtain or tent word (帐篷, 蚊帐).
 ///
 /// Every character maps to exactly one character, so the result has the same number of
 /// `char`s as the input; callers may rely on that to map positions back to the original.
 pub fn normalize_zh(s: &str) -> String {
     let simplified = fast2s::convert(s);
-    if !simplified.chars().any(is_full_width) {
+    if !simplified.chars().any(|c| is_full_width(c) || c == '帐') {
         return simplified;
     }
-    simplified.chars().map(to_half_width).collect()
+    let chars: Vec<char> = simplified.chars().collect();
+    (0..chars.len())
+        .map(|i| match chars[i] {
+            '帐' if !curtain_sense(i.checked_sub(1).map(|j| chars[j]), chars.get(i + 1)) => '账',
+            c => to_half_width(c),
+        })
+        .collect()
+}
+
+/// Whether 帐 between `prev` and `next` is part of a curtain, tent or net word (帐篷, 帐幕,
+/// 帐子, 蚊帐, 营帐, 床帐...) rather than an account word (帐单, 帐户, 查帐...).
+fn curtain_sense(prev: Option<char>, next: Option<&char>) -> bool {
+    const BEFORE: &str = "蚊营军帷罗纱床幔篷毡圆布绣锦牙";
+    const AFTER: &str = "篷幕幔子顶钩帘";
+    prev.is_some_and(|c| BEFORE.contains(c)) || next.is_some_and(|c| AFTER.contains(*c))
 }
 
 /// Writes a digit string said digit by digit as one number, as a reader would: whisper gives
@@ -130,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn account_zhang_is_the_standard_form() {
+        // What whisper writes for bill, account, transfer and "credited"...
+        assert_eq!(normalize_zh("您的帐单和帐户"), "您的账单和账户");
+        assert_eq!(normalize_zh("转帐已经到帐了"), "转账已经到账了");
+        assert_eq!(normalize_zh("帳單"), "账单");
+        // ...but tents, curtains and mosquito nets keep 帐.
+        assert_eq!(normalize_zh("搭帐篷"), "搭帐篷");
+        assert_eq!(normalize_zh("挂蚊帐"), "挂蚊帐");
+        assert_eq!(normalize_zh("帐"), "账");
+    }
+
+    #[test]
     fn simplified_and_english_unchanged() {
         assert_eq!(normalize_zh("退款"), "退款");
         assert_eq!(normalize_zh("我要投诉"), "我要投诉");
@@ -149,7 +178,12 @@ mod tests {
 
     #[test]
     fn char_count_is_preserved() {
-        for s in ["投訴電話", "ｒｅｆｕｎｄ　了", "mixed 退款 refund 們"] {
+        for s in [
+            "投訴電話",
+            "ｒｅｆｕｎｄ　了",
+            "mixed 退款 refund 們",
+            "帐单，蚊帐",
+        ] {
             assert_eq!(normalize_zh(s).chars().count(), s.chars().count(), "{s}");
         }
     }

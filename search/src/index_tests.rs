@@ -143,6 +143,31 @@ fn traditional_and_simplified_find_each_other() {
 }
 
 #[test]
+fn whispers_old_form_of_account_is_found_as_the_standard_one() {
+    // whisper writes 帐单 (bill) as often as 账单; users type 账单.
+    let index = index_of(&[
+        Call {
+            id: "old",
+            segments: &[(Customer, "我的帐单不对")],
+            ..Call::default()
+        },
+        Call {
+            id: "std",
+            segments: &[(Customer, "账单收到了")],
+            ..Call::default()
+        },
+        Call {
+            id: "tent",
+            segments: &[(Customer, "周末去搭帐篷")],
+            ..Call::default()
+        },
+    ]);
+    assert_eq!(ids(&index, "账单"), vec!["old", "std"]);
+    assert_eq!(ids(&index, "帐单"), vec!["old", "std"]);
+    assert_eq!(ids(&index, "帐篷"), vec!["tent"]);
+}
+
+#[test]
 fn english_stemming_and_case() {
     let index = index_of(&[
         Call {
