@@ -30,10 +30,14 @@ pub fn normalize_zh(s: &str) -> String {
 }
 
 /// Whether 帐 between `prev` and `next` is part of a curtain, tent or net word (帐篷, 帐幕,
-/// 帐子, 蚊帐, 营帐, 床帐...) rather than an account word (帐单, 帐户, 查帐...).
+/// 帐子, 蚊帐, 营帐, 床帐...) rather than an account word (帐单, 帐户, 查帐, 经营帐目...).
 fn curtain_sense(prev: Option<char>, next: Option<&char>) -> bool {
-    const BEFORE: &str = "蚊营军帷罗纱床幔篷毡圆布绣锦牙";
+    const ACCOUNT_AFTER: &str = "单户号目款本务面簿期";
+    const BEFORE: &str = "蚊营军帷罗纱床幔篷毡圆绣锦";
     const AFTER: &str = "篷幕幔子顶钩帘";
+    if next.is_some_and(|c| ACCOUNT_AFTER.contains(*c)) {
+        return false;
+    }
     prev.is_some_and(|c| BEFORE.contains(c)) || next.is_some_and(|c| AFTER.contains(*c))
 }
 
@@ -156,6 +160,8 @@ mod tests {
         assert_eq!(normalize_zh("搭帐篷"), "搭帐篷");
         assert_eq!(normalize_zh("挂蚊帐"), "挂蚊帐");
         assert_eq!(normalize_zh("帐"), "账");
+        // An account word wins over a curtain neighbour (经营 + 帐目).
+        assert_eq!(normalize_zh("经营帐目"), "经营账目");
     }
 
     #[test]
