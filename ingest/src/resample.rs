@@ -85,7 +85,8 @@ impl FilterBank {
                 *tap = sinc * bessel_i0(KAISER_BETA * (1.0 - w * w).max(0.0).sqrt());
             }
         }
-        // Every phase is scaled by phase 0's sum, so a constant signal stays constant.
+        // Every phase is scaled by phase 0's sum (as FFmpeg does): a constant signal stays
+        // constant to within 1e-5, as the other phases sum to 1 only that closely.
         let norm: f64 = rows[..len].iter().sum();
         let taps = rows.iter().map(|v| (v / norm) as f32).collect();
         FilterBank {
