@@ -1,0 +1,130 @@
+//! whisper.cpp's beam search as callqa builds it, with the fixes of
+//! `ingest/whisper-cpp/fixes.cmake`, on the real model and real speech: at temperature 0
+//! a beam follows the most likely tokens, so a beam of one decodes exactly as greedy
+//! decoding does, and a beam search gives the same result however often it runs on one
+//! whisper state. Unfixed whisper.cpp drew each beam's candidates at random.
+//!
+//! The model is `CALLQA_MODEL`, else `~/.cache/callqa/models/ggml-base-q8_0.bin`
+//! (`.ci/run` installs it); a missing model fails the test with how to make it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// Speech with numbers and names, where whisper base is unsure of many tokens: a decoder
+/// that samples instead of taking the most likely token strays from greedy decoding.
+const TEXT: &str = "Your account ending in four two seven one is overdue by thirty six days. \
+    Please call Marta Delgado back before Friday at nine fifteen.";
+
+fn model() -> PathBuf {
+    let path = std::env::var_os("CALLQA_MODEL").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            Path::new(&home).join(".cache/callqa/models/ggml-base-q8_0.bin")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "whisper model {} is missing: run deploy/install-model.sh (or set CALLQA_MODEL)",
+        path.display()
+    );
+    path
+}
+
+/// espeak-ng speech at 16 kHz mono, as f32 in [-1, 1].
+fn speech(dir: &Path) -> Vec<f32> {
+    let wav = dir.join("speech16k.wav");
+    let raw = dir.join("raw.wav");
+    let ok = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&raw)
+        .arg(TEXT)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "espeak-ng failed or is missing (apt-get install -y espeak-ng)"
+    );
+    let ok = Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "sox failed or is missing (apt-get install -y sox)");
+    hound::WavReader::open(&wav)
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// A decode's tokens, with their log-probabilities, and its text.
+#[derive(Debug, PartialEq)]
+struct Decode {
+    tokens: Vec<(i32, f32)>,
+    text: String,
+}
+
+fn decode(state: &mut whisper_rs::WhisperState, strategy: SamplingStrategy, pcm: &[f32]) -> Decode {
+    let mut p = FullParams::new(strategy);
+    p.set_n_threads(2);
+    p.set_language(Some("en"));
+    p.set_no_timestamps(true);
+    p.set_no_context(true);
+    // No temperature fallback: sampling above temperature 0 is random by design.
+    p.set_temperature_inc(0.0);
+    p.set_print_progress(false);
+    p.set_print_realtime(false);
+    p.set_print_special(false);
+    state.full(p, pcm).expect("whisper full() failed");
+    let mut tokens = Vec::new();
+    let mut text = String::new();
+    for seg in state.as_iter() {
+        text.push_str(&seg.to_str_lossy().unwrap());
+        for i in 0..seg.n_tokens() {
+            let t = seg.get_token(i).expect("token index in range").token_data();
+            tokens.push((t.id, t.plog));
+        }
+    }
+    Decode { tokens, text }
+}
+
+#[test]
+fn a_beam_of_one_decodes_as_greedy_does_and_beams_repeat_themselves() {
+    whisper_rs::install_logging_hooks();
+    let tmp = tempfile::tempdir().unwrap();
+    let pcm = speech(tmp.path());
+    let model = model();
+    let ctx = WhisperContext::new_with_params(&model, WhisperContextParameters::default())
+        .unwrap_or_else(|e| panic!("whisper.cpp cannot load {}: {e}", model.display()));
+    let mut state = ctx.create_state().unwrap();
+
+    let greedy = decode(&mut state, SamplingStrategy::Greedy { best_of: 1 }, &pcm);
+    let lower = greedy.text.to_lowercase();
+    assert!(
+        lower.contains("account") && lower.contains("friday"),
+        "greedy decode does not say the clip's words: {:?}",
+        greedy.text
+    );
+    let beam = |beam_size| SamplingStrategy::BeamSearch {
+        beam_size,
+        patience: -1.0,
+    };
+    let one = decode(&mut state, beam(1), &pcm);
+    assert_eq!(
+        one, greedy,
+        "a beam of one must take the most likely token at every step, as greedy does"
+    );
+
+    // The same state decodes again and again (callqa keeps one per thread): the result
+    // must not depend on what the state decoded before.
+    let five = decode(&mut state, beam(5), &pcm);
+    assert!(!five.tokens.is_empty(), "beam search gave no tokens");
+    for _ in 0..2 {
+        assert_eq!(decode(&mut state, beam(5), &pcm), five);
+    }
+    eprintln!("greedy: {:?}\nbeam 5: {:?}", greedy.text, five.text);
+}
