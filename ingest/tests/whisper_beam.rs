@@ -4,13 +4,16 @@
 //! same result however often they run on one whisper state. Unfixed whisper.cpp let its
 //! first decoder's random generator run on from one decode to the next.
 //!
-//! The model is `CALLQA_MODEL`, else `~/.cache/callqa/models/ggml-base-q8_0.bin`
+//! The model is `CALLQA_MODEL`, else the one callqa picks from `~/.cache/callqa/models`
 //! (`.ci/run` installs it); a missing model fails the test with how to make it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use callqa_ingest::model::default_model;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+mod common;
+use common::speech;
 
 /// Speech with numbers and names, where whisper base is unsure of many tokens, so that
 /// different random draws give different words.
@@ -21,7 +24,7 @@ fn model() -> PathBuf {
     let path = std::env::var_os("CALLQA_MODEL").map_or_else(
         || {
             let home = std::env::var_os("HOME").expect("HOME is not set");
-            Path::new(&home).join(".cache/callqa/models/ggml-base-q8_0.bin")
+            default_model(&Path::new(&home).join(".cache/callqa/models"))
         },
         PathBuf::from,
     );
@@ -31,34 +34,6 @@ fn model() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// espeak-ng speech at 16 kHz mono, as f32 in [-1, 1].
-fn speech(dir: &Path) -> Vec<f32> {
-    let wav = dir.join("speech16k.wav");
-    let raw = dir.join("raw.wav");
-    let ok = Command::new("espeak-ng")
-        .arg("-w")
-        .arg(&raw)
-        .arg(TEXT)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "espeak-ng failed or is missing (apt-get install -y espeak-ng)"
-    );
-    let ok = Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "16000", "-c", "1", "-b", "16"])
-        .arg(&wav)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "sox failed or is missing (apt-get install -y sox)");
-    hound::WavReader::open(&wav)
-        .unwrap()
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
 }
 
 /// A decode's tokens, with their log-probabilities, and its text.
@@ -102,7 +77,7 @@ fn decode(
 fn beam_search_and_sampling_repeat_themselves_on_one_state() {
     whisper_rs::install_logging_hooks();
     let tmp = tempfile::tempdir().unwrap();
-    let pcm = speech(tmp.path());
+    let pcm = speech(tmp.path(), TEXT);
     let model = model();
     let ctx = WhisperContext::new_with_params(&model, WhisperContextParameters::default())
         .unwrap_or_else(|e| panic!("whisper.cpp cannot load {}: {e}", model.display()));
