@@ -42,11 +42,14 @@ fn curtain_sense(prev: Option<char>, next: Option<&char>) -> bool {
 }
 
 /// Writes a digit string said digit by digit as one number, as a reader would: whisper gives
-/// "extension one two three four" back as "1, 2, 3, 4" or "1 2 3 4" as often as "1234", and
-/// a search for the extension, account or order number `1234` should find both. Only runs
-/// of three or more lone digits separated by commas or spaces are joined ("press 1, 2 or 3"
-/// stays as it is).
+/// "extension one two three four" back as "1, 2, 3, 4", "1 2 3 4" or "123-4" as often as
+/// "1234", and a search for the extension, account or order number `1234` should find all
+/// of them. Runs of three or more lone digits separated by commas or spaces are joined
+/// ("press 1, 2 or 3" stays as it is), and so are digit groups joined by hyphens that read
+/// as one number (`hyphen_groups_are_one_number`: "5-0-0", "555-0199", "1-800-555-0199"),
+/// but not ranges or dates ("8-10", "2023-2024", "2024-01-15").
 pub fn join_spoken_digits(s: &str) -> String {
+    let s = join_hyphenated_digits(s);
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -63,6 +66,96 @@ pub fn join_spoken_digits(s: &str) -> String {
         }
     }
     out
+}
+
+/// Digit groups joined by hyphens written as one number where they read as one.
+fn join_hyphenated_digits(s: &str) -> String {
+    if !s.contains('-') {
+        return s.to_string();
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        match hyphen_run(&chars, i) {
+            Some((end, groups)) if hyphen_groups_are_one_number(&groups) => {
+                out.push_str(&groups.concat());
+                i = end;
+            }
+            Some((end, _)) => {
+                out.extend(&chars[i..end]);
+                i = end;
+            }
+            None => {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// At `i`, digit groups joined by single hyphens ("555-0199"), standing alone: nothing
+/// alphanumeric, no currency sign, decimal point or further hyphen on either side. The
+/// index after the last group, and the groups.
+fn hyphen_run(chars: &[char], i: usize) -> Option<(usize, Vec<String>)> {
+    let digit = |j: usize| chars.get(j).is_some_and(char::is_ascii_digit);
+    let before = i.checked_sub(1).map(|j| chars[j]);
+    if !digit(i) || before.is_some_and(|c| c.is_ascii_alphanumeric() || "-.,$£€¥+/:".contains(c))
+    {
+        return None;
+    }
+    let mut groups = Vec::new();
+    let mut j = i;
+    loop {
+        let start = j;
+        while digit(j) {
+            j += 1;
+        }
+        groups.push(chars[start..j].iter().collect::<String>());
+        if chars.get(j) == Some(&'-') && digit(j + 1) {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    let after = chars.get(j).copied();
+    let decimal_after = matches!(after, Some('.' | ',' | ':' | '/')) && digit(j + 1);
+    if groups.len() < 2
+        || decimal_after
+        || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return None;
+    }
+    Some((j, groups))
+}
+
+/// Whether digit groups joined by hyphens are one number said in pieces (an extension,
+/// phone, account or card number) rather than a range or a date: a group with a leading
+/// zero ("6-00", "555-0199", "010-6552"), three or more groups that are not a date
+/// ("5-0-0", "1-800-555-0199"), a lone digit beside a group of three or more ("123-4",
+/// "1-800"), or seven digits or more that are not a range of years ("555-1234").
+fn hyphen_groups_are_one_number(groups: &[String]) -> bool {
+    let n: Vec<u32> = groups
+        .iter()
+        .map(|g| g.parse().unwrap_or(u32::MAX))
+        .collect();
+    let len: Vec<usize> = groups.iter().map(String::len).collect();
+    let year = |i: usize| len[i] == 4 && (1900..2100).contains(&n[i]);
+    let month = |i: usize| len[i] <= 2 && (1..=12).contains(&n[i]);
+    let day = |i: usize| len[i] <= 2 && (1..=31).contains(&n[i]);
+    let date =
+        groups.len() == 3 && ((year(0) && month(1) && day(2)) || (year(2) && day(0) && day(1)));
+    if date {
+        return false;
+    }
+    if groups.iter().any(|g| g.len() >= 2 && g.starts_with('0')) || groups.len() >= 3 {
+        return true;
+    }
+    let (a, b) = (len[0], len[1]);
+    let lone_beside_long = (a == 1 && b >= 3) || (b == 1 && a >= 3);
+    let years = year(0) && year(1);
+    lone_beside_long || (a + b >= 7 && !years)
 }
 
 /// At `i`, a run of at least three lone digits (no ASCII letter or digit beside them)
@@ -134,6 +227,49 @@ mod tests {
             "room 12, 3, 4",
         ] {
             assert_eq!(join_spoken_digits(kept), kept);
+        }
+    }
+
+    #[test]
+    fn hyphenated_digit_groups_that_read_as_one_number_are_joined() {
+        // What whisper wrote for recorded prompts ("dial 500", "dial 600", "dial 1234").
+        assert_eq!(
+            join_spoken_digits("you can dial 5-0-0. to attempt"),
+            "you can dial 500. to attempt"
+        );
+        assert_eq!(
+            join_spoken_digits("an echo test Dial 6-00."),
+            "an echo test Dial 600."
+        );
+        assert_eq!(
+            join_spoken_digits("If you dial 123-4, you can"),
+            "If you dial 1234, you can"
+        );
+        for (said, written) in [
+            ("call 555-0199 today", "call 5550199 today"),
+            ("call 1-800-555-0199", "call 18005550199"),
+            ("at 555-1234", "at 5551234"),
+            ("拨打010-62551234", "拨打01062551234"),
+            ("card 4111-1111-1111-1111.", "card 4111111111111111."),
+        ] {
+            assert_eq!(join_spoken_digits(said), written, "{said}");
+        }
+        // Ranges, dates, scores, decimals, money and codes with letters stay as written.
+        for kept in [
+            "between 8-10 in the morning",
+            "ages 18-25",
+            "from 2023-2024",
+            "the 2020-21 season",
+            "on 2024-01-15 we",
+            "on 12-25-2024 we",
+            "won 3-2",
+            "about 1.5-2 hours",
+            "costs $100-200",
+            "model AB-123-4",
+            "code 12-34-x",
+            "page 10-20-",
+        ] {
+            assert_eq!(join_spoken_digits(kept), kept, "{kept}");
         }
     }
 

@@ -33,8 +33,11 @@ const FULL_AUDIO_CTX: usize = 1500;
 const MAX_PACK_SECONDS: u32 = 28;
 /// Whisper timestamps are in centiseconds: 160 samples at 16 kHz.
 const SAMPLES_PER_CS: usize = WHISPER_RATE as usize / 100;
-/// Pushes whisper towards simplified characters in Mandarin output.
-const ZH_PROMPT: &str = "以下是普通话的句子。";
+/// Pushes whisper towards simplified characters in Mandarin output, and towards the words of
+/// a customer-service call ("the following is a Mandarin customer-service call"): against
+/// "以下是普通话的句子。" ("Mandarin sentences"), the `zh` benchmark corpus went from CER
+/// 0.083 to 0.059 (客服 for 克服, 你们 for 你母), with `beam_size=5` to 0.049.
+const ZH_PROMPT: &str = "以下是普通话的客服电话。";
 /// Characters of a speaker's previous words given to whisper as context.
 const CONTEXT_CHARS: usize = 200;
 /// Segments more likely silence than speech are dropped.
@@ -846,6 +849,7 @@ const HALLUCINATIONS: &[&str] = &[
     "请不吝点赞",
     "订阅",
     "以下是普通话的句子",
+    "以下是普通话的客服电话",
 ];
 
 /// Normalises whisper's text (simplified Chinese, spoken digit strings as one number,
@@ -879,6 +883,8 @@ mod tests {
         assert_eq!(clean_text("(music)"), None);
         assert_eq!(clean_text("..."), None);
         assert_eq!(clean_text("Thank you for watching!"), None);
+        // whisper says its own prompt back on noise.
+        assert_eq!(clean_text(ZH_PROMPT), None);
         assert_eq!(clean_text(" 我要投訴 "), Some("我要投诉".into()));
         assert_eq!(
             clean_text("I want a refund."),

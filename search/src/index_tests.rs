@@ -143,6 +143,34 @@ fn traditional_and_simplified_find_each_other() {
 }
 
 #[test]
+fn numbers_are_found_however_they_are_typed() {
+    // The transcriber stores digit strings as one number (`join_spoken_digits`).
+    let index = index_of(&[
+        Call {
+            id: "phone",
+            segments: &[(Customer, "call me back at 5550199 please")],
+            ..Call::default()
+        },
+        Call {
+            id: "range",
+            segments: &[(Agent, "between 8-10 in the morning")],
+            ..Call::default()
+        },
+    ]);
+    for typed in [
+        "5550199",
+        "555-0199",
+        "5 5 5 0 1 9 9",
+        "\"back at 555-0199\"",
+    ] {
+        assert_eq!(ids(&index, typed), vec!["phone"], "{typed}");
+    }
+    assert_eq!(ids(&index, "555"), Vec::<String>::new());
+    // A range is not one number.
+    assert_eq!(ids(&index, "8-10"), vec!["range"]);
+}
+
+#[test]
 fn whispers_old_form_of_account_is_found_as_the_standard_one() {
     // whisper writes 帐单 (bill) as often as 账单; users type 账单.
     let index = index_of(&[

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use callqa_ingest::text::normalize_zh;
+use callqa_ingest::text::{join_spoken_digits, normalize_zh};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery,
 };
@@ -54,7 +54,9 @@ pub fn parse(
     fields: &[Field],
     analyzer: &mut TextAnalyzer,
 ) -> Result<ParsedQuery, SearchError> {
-    let normalized = normalize_zh(text);
+    // Numbers are typed the way transcripts store them: "555-0199" and "5 5 5 0 1 9 9" as
+    // 5550199.
+    let normalized = join_spoken_digits(&normalize_zh(text));
     let mut highlight = HighlightTerms::default();
     if normalized.trim().is_empty() {
         return Ok(ParsedQuery {
