@@ -415,15 +415,7 @@ impl Transcriber {
         p.set_temperature_inc(self.cfg.temperature_inc);
         p.set_entropy_thold(self.cfg.entropy_thold);
         p.set_logprob_thold(self.cfg.logprob_thold);
-        let context = context
-            .map(|c| c.replace('\0', ""))
-            .filter(|c| !c.trim().is_empty());
-        let prompt = match (lang == Some("zh"), context) {
-            (true, Some(c)) => format!("{ZH_PROMPT}{}", c.trim()),
-            (true, None) => ZH_PROMPT.to_string(),
-            (false, Some(c)) => c.trim().to_string(),
-            (false, None) => String::new(),
-        };
+        let prompt = prompt_text(lang == Some("zh"), &self.cfg.prompt, context);
         if !prompt.is_empty() {
             p.set_initial_prompt(&prompt);
         }
@@ -852,6 +844,24 @@ const HALLUCINATIONS: &[&str] = &[
     "以下是普通话的客服电话",
 ];
 
+/// Whisper's prompt: the Mandarin prompt for Mandarin, then the configured words and names,
+/// then what the speaker said just before (nearest to the window, as whisper was trained).
+fn prompt_text(zh: bool, vocabulary: &str, context: Option<&str>) -> String {
+    let parts = [vocabulary, context.unwrap_or("")].map(|p| p.replace('\0', ""));
+    let said = parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>();
+    // Mandarin needs no space between sentences.
+    let said = said.join(if zh { "" } else { " " });
+    if zh {
+        format!("{ZH_PROMPT}{said}")
+    } else {
+        said
+    }
+}
+
 /// Normalises whisper's text (simplified Chinese, spoken digit strings as one number,
 /// trimmed) and drops non-speech output.
 fn clean_text(raw: &str) -> Option<String> {
@@ -889,6 +899,22 @@ mod tests {
         assert_eq!(
             clean_text("I want a refund."),
             Some("I want a refund.".into())
+        );
+    }
+
+    #[test]
+    fn prompt_has_the_language_prompt_then_vocabulary_then_context() {
+        assert_eq!(prompt_text(false, "", None), "");
+        assert_eq!(prompt_text(false, " ", Some("  ")), "");
+        assert_eq!(
+            prompt_text(false, "Acme Bank, Digium.", Some(" I want a refund. ")),
+            "Acme Bank, Digium. I want a refund."
+        );
+        assert_eq!(prompt_text(false, "", Some("a\0b")), "ab");
+        assert_eq!(prompt_text(true, "", None), ZH_PROMPT);
+        assert_eq!(
+            prompt_text(true, "平安银行。", Some("我要退款。")),
+            format!("{ZH_PROMPT}平安银行。我要退款。")
         );
     }
 

@@ -596,3 +596,38 @@ fn unsure_windows_are_decoded_again_with_beam_search() {
         "customer: {customer:?}"
     );
 }
+
+/// `transcribe.prompt` on the real model: names whisper cannot spell from the sound alone
+/// (espeak's "Acme Bank" comes out as "Aklimank") are written as configured.
+#[test]
+fn configured_words_and_names_are_written_as_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("acme.wav");
+    run_tool(
+        std::process::Command::new("espeak-ng")
+            .arg("-w")
+            .arg(&wav)
+            .arg("Good afternoon, this is Anna calling from Acme Bank about your credit card."),
+    );
+    let wav = wav.display().to_string();
+    let transcribe = |prompt: &str| {
+        let mut cq = Callqa::embedded(&tmp.path().join("data"));
+        cq.env
+            .push(("CALLQA_TRANSCRIBE_PROMPT".into(), prompt.into()));
+        let report = cq.json(&["bench", "transcribe", &wav, "--language", "en"]);
+        report["runs"][0]["by_speaker"]["mixed"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let plain = transcribe("");
+    let prompted = transcribe("Acme Bank");
+    assert!(
+        prompted.contains("Acme Bank") && prompted.contains("credit card"),
+        "with the prompt: {prompted:?} (without: {plain:?})"
+    );
+    assert!(
+        !prompted.to_lowercase().starts_with("acme bank"),
+        "the prompt is said back: {prompted:?}"
+    );
+}
