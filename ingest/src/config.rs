@@ -138,13 +138,16 @@ pub struct TranscribeConfig {
     /// holds).
     pub rescue_logprob: f32,
     /// An utterance of a second or more that comes back from its packed window without
-    /// words is decoded again on its own; its words are kept unless most of them already
-    /// stand in a neighbouring utterance (where the alignment put them). Whisper skips a
-    /// sentence said twice in one window, or stops before a window's end; both grow with
-    /// `pack_seconds`. Turn it on with windows longer than 12 s: at 24 s the repeated
-    /// Mandarin dialogue `zh` went from CER 0.573 to 0.217, recorded speech (`asterisk`)
-    /// stayed at WER 0.017. At 12 s it changed nothing on any benchmark corpus; off by
-    /// default, as a lone decode of a noise the voice gate let through can make up words.
+    /// words is decoded again on its own. When most of its words stand in a neighbouring
+    /// utterance, the neighbour is decoded alone too: the same words mean the speaker said
+    /// them twice (both keep them), words the neighbour's audio holds with more mean an
+    /// echo (dropped), else the alignment misplaced them (each utterance gets its own).
+    /// Whisper skips a sentence said again in one window (a sentence said five times in
+    /// 12 s windows comes back twice; with this, five times), or stops before a window's
+    /// end; both grow with `pack_seconds`. On the benchmark corpora at 12 s it changes
+    /// nothing; at 24 s the repeated Mandarin dialogue `zh` went from CER 0.573 to 0.190.
+    /// Off by default: a lone decode of a noise the voice gate let through can make up
+    /// words (brown noise came out as "I don't know what to do.").
     pub redecode_lost: bool,
     /// Words and names whisper should expect (company, product, place and people's names,
     /// jargon: "Acme Bank, Digium, PIN"), given to whisper before every window as if said

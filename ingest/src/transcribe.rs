@@ -499,8 +499,15 @@ impl Transcriber {
     }
 
     /// With `redecode_lost`, decodes each utterance of a second or more that `texts` left
-    /// without words on its own, and keeps its words unless most of them already stand in
-    /// a neighbouring utterance (the alignment put them there; whisper did not skip them).
+    /// without words on its own. When most of its words already stand in a neighbouring
+    /// utterance, that neighbour is decoded alone too, and:
+    /// - both say the same words: the speaker said them twice and whisper skipped the repeat
+    ///   (it does, in one window), so both keep them;
+    /// - the neighbour's own audio holds the lost utterance's words and more: the lone decode
+    ///   only echoes the neighbour (whisper makes "I" of a noise next to "I am calling..."),
+    ///   so it is dropped;
+    /// - else the alignment put the lost utterance's words in the neighbour, and each
+    ///   utterance gets the words of its own audio.
     fn redecode_lost(
         &self,
         state: &mut WhisperState,
@@ -511,24 +518,48 @@ impl Transcriber {
         if !self.cfg.redecode_lost || pk.regions.len() < 2 {
             return Ok(texts);
         }
+        let alone = |state: &mut WhisperState, i: usize| {
+            self.decode_region(
+                state,
+                pk.utterance(i),
+                window.lang,
+                window.context,
+                window.n_threads,
+            )
+        };
         for i in 0..texts.len() {
             if pk.regions[i].len() < UNSURE_SILENT_SAMPLES || has_words(&texts[i]) {
                 continue;
             }
-            let pcm = pk.utterance(i);
-            let alone =
-                self.decode_region(state, pcm, window.lang, window.context, window.n_threads)?;
-            let before = texts[..i].iter().rev().find(|t| has_words(t));
-            let after = texts[i + 1..].iter().find(|t| has_words(t));
-            let neighbours: Vec<&str> = before
+            let own = alone(state, i)?;
+            let before = (0..i).rev().find(|&j| has_words(&texts[j]));
+            let after = (i + 1..texts.len()).find(|&j| has_words(&texts[j]));
+            let holder = before
                 .into_iter()
                 .chain(after)
-                .map(String::as_str)
-                .collect();
-            let misplaced = already_said(&alone, &neighbours);
-            tracing::debug!(utterance = i, text = %alone, misplaced, "lost utterance decoded alone");
-            if !misplaced {
-                texts[i] = alone;
+                .find(|&j| already_said(&own, &[texts[j].as_str()]));
+            let Some(j) = holder else {
+                tracing::debug!(utterance = i, text = %own, "lost utterance decoded alone");
+                texts[i] = own;
+                continue;
+            };
+            let neighbour = alone(state, j)?;
+            let echoed = already_said(&own, &[neighbour.as_str()]);
+            let repeated = echoed && already_said(&neighbour, &[own.as_str()]);
+            tracing::debug!(
+                utterance = i,
+                text = %own,
+                neighbour = j,
+                neighbour_alone = %neighbour,
+                repeated,
+                echoed,
+                "lost utterance and the neighbour holding its words decoded alone"
+            );
+            if repeated {
+                texts[i] = own;
+            } else if !echoed && has_words(&neighbour) {
+                texts[i] = own;
+                texts[j] = neighbour;
             }
         }
         Ok(texts)
@@ -646,10 +677,23 @@ impl Transcriber {
         state.full(p, pcm).map_err(|e| format!("whisper: {e}"))?;
         let mut text = String::new();
         for seg in state.as_iter() {
+            let t = seg.to_str_lossy().map_err(|e| e.to_string())?;
+            let plogs: Vec<f32> = (0..seg.n_tokens())
+                .filter_map(|k| seg.get_token(k))
+                .map(|t| t.token_data())
+                .filter(|d| d.id < self.ctx.token_eot())
+                .map(|d| d.plog)
+                .collect();
+            tracing::debug!(
+                no_speech = seg.no_speech_probability(),
+                mean_logprob = plogs.iter().sum::<f32>() / plogs.len().max(1) as f32,
+                min_logprob = plogs.iter().copied().fold(0f32, f32::min),
+                text = %t,
+                "utterance decoded alone"
+            );
             if seg.no_speech_probability() > NO_SPEECH_DROP {
                 continue;
             }
-            let t = seg.to_str_lossy().map_err(|e| e.to_string())?;
             text.push_str(t.trim());
             text.push(' ');
         }
