@@ -151,7 +151,8 @@ pub struct TranscribeConfig {
     pub redecode_lost: bool,
     /// Words and names whisper should expect (company, product, place and people's names,
     /// jargon: "Acme Bank, Digium, PIN"), given to whisper before every window as if said
-    /// just before it. Empty: none.
+    /// just before it; an utterance that only says it back (whisper does, on noise) is
+    /// dropped. Empty: none.
     pub prompt: String,
 }
 

@@ -59,23 +59,19 @@ enum Job {
     Utterances { ch: usize },
 }
 
-/// One utterance's segment, unless whisper's text for it is empty or non-speech.
-fn segment(speaker: Speaker, region: &Region, raw: &str) -> Option<Segment> {
-    clean_text(raw).map(|text| Segment {
+/// One utterance's segment, unless whisper's text for it is empty, non-speech or the
+/// configured `prompt` said back (whisper repeats its prompt on noise).
+fn segment(speaker: Speaker, region: &Region, raw: &str, prompt: &str) -> Option<Segment> {
+    let text = clean_text(raw)?;
+    if !prompt.trim().is_empty() && units(&text) == units(prompt) {
+        return None;
+    }
+    Some(Segment {
         speaker,
         start_ms: samples_to_ms(region.start),
         end_ms: samples_to_ms(region.end),
         text,
     })
-}
-
-/// The segments of a packed window's utterances, given whisper's text for each.
-fn pack_segments(speaker: Speaker, pack: &pack::Pack, texts: Vec<String>) -> Vec<Segment> {
-    pack.regions
-        .iter()
-        .zip(texts)
-        .filter_map(|(r, raw)| segment(speaker, r, &raw))
-        .collect()
 }
 
 /// A loaded model; share one per process (`Arc`) and call `transcribe` from blocking threads.
@@ -273,7 +269,7 @@ impl Transcriber {
             Job::Pack { ch, pack } => {
                 let speaker = channels[*ch].speaker;
                 let texts = self.decode_pack(state, pack, lang, None, n_threads())?;
-                Ok(pack_segments(speaker, pack, texts))
+                Ok(self.pack_segments(speaker, pack, texts))
             }
             // Each window is prompted with the previous window's words; a prompted decode
             // that degenerates into repetition, says the prompt's words again or skips an
@@ -293,7 +289,7 @@ impl Transcriber {
                         tracing::debug!("prompted window repeats itself; decoding it again");
                         texts = self.decode_pack(state, pack, lang, None, n_threads())?;
                     }
-                    let segs = pack_segments(speaker, pack, texts);
+                    let segs = self.pack_segments(speaker, pack, texts);
                     let text: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
                     context = tail_chars(&text.join(" "), CONTEXT_CHARS);
                     out.extend(segs);
@@ -309,7 +305,7 @@ impl Transcriber {
                     let prompt = self.cfg.context.then_some(context.as_str());
                     let pcm = &ch.pcm[r.start..r.end];
                     let raw = self.decode_region(state, pcm, lang, prompt, n_threads())?;
-                    if let Some(seg) = segment(ch.speaker, r, &raw) {
+                    if let Some(seg) = segment(ch.speaker, r, &raw, &self.cfg.prompt) {
                         context = tail_chars(&format!("{context} {}", seg.text), CONTEXT_CHARS);
                         out.push(seg);
                     }
@@ -317,6 +313,20 @@ impl Transcriber {
                 Ok(out)
             }
         }
+    }
+
+    /// The segments of a packed window's utterances, given whisper's text for each.
+    fn pack_segments(
+        &self,
+        speaker: Speaker,
+        pack: &pack::Pack,
+        texts: Vec<String>,
+    ) -> Vec<Segment> {
+        pack.regions
+            .iter()
+            .zip(texts)
+            .filter_map(|(r, raw)| segment(speaker, r, &raw, &self.cfg.prompt))
+            .collect()
     }
 
     fn channels(&self, audio: &Audio) -> Result<Vec<Channel>> {
@@ -678,19 +688,21 @@ impl Transcriber {
         let mut text = String::new();
         for seg in state.as_iter() {
             let t = seg.to_str_lossy().map_err(|e| e.to_string())?;
-            let plogs: Vec<f32> = (0..seg.n_tokens())
-                .filter_map(|k| seg.get_token(k))
-                .map(|t| t.token_data())
-                .filter(|d| d.id < self.ctx.token_eot())
-                .map(|d| d.plog)
-                .collect();
-            tracing::debug!(
-                no_speech = seg.no_speech_probability(),
-                mean_logprob = plogs.iter().sum::<f32>() / plogs.len().max(1) as f32,
-                min_logprob = plogs.iter().copied().fold(0f32, f32::min),
-                text = %t,
-                "utterance decoded alone"
-            );
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let plogs: Vec<f32> = (0..seg.n_tokens())
+                    .filter_map(|k| seg.get_token(k))
+                    .map(|t| t.token_data())
+                    .filter(|d| d.id < self.ctx.token_eot())
+                    .map(|d| d.plog)
+                    .collect();
+                tracing::debug!(
+                    no_speech = seg.no_speech_probability(),
+                    mean_logprob = plogs.iter().sum::<f32>() / plogs.len().max(1) as f32,
+                    min_logprob = plogs.iter().copied().fold(0f32, f32::min),
+                    text = %t,
+                    "utterance decoded alone"
+                );
+            }
             if seg.no_speech_probability() > NO_SPEECH_DROP {
                 continue;
             }
@@ -944,6 +956,24 @@ mod tests {
             clean_text("I want a refund."),
             Some("I want a refund.".into())
         );
+    }
+
+    #[test]
+    fn the_configured_prompt_said_back_is_no_segment() {
+        let r = Region {
+            start: 0,
+            end: 16_000,
+        };
+        let prompt = "Acme Bank, Digium, PIN.";
+        assert!(segment(Speaker::Agent, &r, " Acme Bank, Digium, PIN. ", prompt).is_none());
+        assert!(segment(Speaker::Agent, &r, "acme bank digium pin", prompt).is_none());
+        // Its words in a sentence, or alone without a prompt, are speech.
+        let seg = segment(Speaker::Agent, &r, "Acme Bank, how can I help?", prompt);
+        assert_eq!(
+            seg.map(|s| s.text).as_deref(),
+            Some("Acme Bank, how can I help?")
+        );
+        assert!(segment(Speaker::Agent, &r, "Acme Bank, Digium, PIN.", "").is_some());
     }
 
     #[test]
