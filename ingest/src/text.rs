@@ -134,7 +134,8 @@ fn hyphen_run(chars: &[char], i: usize) -> Option<(usize, Vec<String>)> {
 /// phone, account or card number) rather than a range or a date: a group with a leading
 /// zero ("6-00", "555-0199", "010-6552"), three or more groups that are not a date
 /// ("5-0-0", "1-800-555-0199"), a lone digit beside a group of three or more ("123-4",
-/// "1-800"), or seven digits or more that are not a range of years ("555-1234").
+/// "1-800"), or seven digits or more that are not a range of years or of round numbers
+/// ("555-1234", not "1990-1995" or "1000-2000").
 fn hyphen_groups_are_one_number(groups: &[String]) -> bool {
     let n: Vec<u32> = groups
         .iter()
@@ -154,8 +155,9 @@ fn hyphen_groups_are_one_number(groups: &[String]) -> bool {
     }
     let (a, b) = (len[0], len[1]);
     let lone_beside_long = (a == 1 && b >= 3) || (b == 1 && a >= 3);
-    let years = year(0) && year(1);
-    lone_beside_long || (a + b >= 7 && !years)
+    // "1000-2000", "800-1200": round numbers going up are a range, not a phone number.
+    let range = (year(0) && year(1)) || (groups.iter().all(|g| g.ends_with('0')) && n[0] < n[1]);
+    lone_beside_long || (a + b >= 7 && !range)
 }
 
 /// At `i`, a run of at least three lone digits (no ASCII letter or digit beside them)
@@ -259,6 +261,9 @@ mod tests {
             "between 8-10 in the morning",
             "ages 18-25",
             "from 2023-2024",
+            "between 1000-2000 dollars",
+            "about 800-1200 a month",
+            "5000-10000 users",
             "the 2020-21 season",
             "on 2024-01-15 we",
             "on 12-25-2024 we",
