@@ -594,6 +594,15 @@ fn bad_queries_are_user_errors() {
     ));
     // Punctuation-only and empty queries are valid: every call.
     assert_eq!(run(&index, SearchRequest::new("，")).total, 0);
+    // The error's position is in the query as typed, numbers joined or not.
+    for q in ["5 5 5 0 1 AND (", "55501     AND ("] {
+        match index.search(&SearchRequest::new(q)) {
+            Err(SearchError::BadQuery { reason, .. }) => {
+                assert!(reason.contains("at character 15"), "{q:?}: {reason}")
+            }
+            other => panic!("{q:?} gave {:?}", other.map(|r| r.total)),
+        }
+    }
 }
 
 #[test]

@@ -64,9 +64,11 @@ pub fn parse(
             highlight,
         });
     }
+    // The reason's position counts characters of what was typed: `normalize_zh` keeps their
+    // number, joining digits does not (and neither adds nor removes a syntax error).
     let ast = query_grammar::parse_query(&normalized).map_err(|_| SearchError::BadQuery {
         query: text.to_string(),
-        reason: syntax_error_reason(&normalized),
+        reason: syntax_error_reason(&normalize_zh(text)),
     })?;
     let mut builder = Builder {
         text,
