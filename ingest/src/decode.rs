@@ -1,9 +1,11 @@
-//! Audio decoding with symphonia: WAV (PCM, G.711 μ-law/A-law), FLAC, MP3, Ogg Vorbis, any
-//! rate, mono or stereo, into per-channel f32 samples. Bad input fails with a reason.
+//! Audio decoding with symphonia: WAV (PCM, G.711 μ-law/A-law), FLAC, MP3, Ogg Vorbis, AAC,
+//! and Opus (Ogg, WebM) through libopus; any rate, mono or stereo, into per-channel f32
+//! samples. Bad input fails with a reason.
 
 use crate::error::{IngestError, Result};
+use std::sync::LazyLock;
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{CodecRegistry, DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -33,6 +35,18 @@ impl Audio {
 /// Share of frames a file may lack against its header before it counts as truncated
 /// (codec priming and padding make the header's count slightly off for some formats).
 const TRUNCATION_TOLERANCE: f64 = 0.02;
+
+/// The rate Opus decodes at, whatever rate went into the encoder.
+const OPUS_RATE: u32 = 48_000;
+
+/// symphonia's own decoders and Opus, which symphonia 0.5 demuxes (Ogg, Matroska/WebM)
+/// but cannot decode: recordings from WebRTC softphones and browsers are Opus.
+static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
+    let mut registry = CodecRegistry::new();
+    symphonia::default::register_enabled_codecs(&mut registry);
+    registry.register_all::<symphonia_adapter_libopus::OpusDecoder>();
+    registry
+});
 
 /// Decodes a whole recording held in memory. `name` is used for the format hint
 /// (its extension) and in error messages.
@@ -68,9 +82,18 @@ pub fn decode(data: Vec<u8>, name: &str) -> Result<Audio> {
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| fail("the file has no audio track".into()))?;
     let track_id = track.id;
-    let params = track.codec_params.clone();
+    let mut params = track.codec_params.clone();
+    // Matroska/WebM gives a channel layout where decoders such as libopus's want channels,
+    // and for Opus the rate of the audio that went into the encoder (22050, say), where
+    // Opus decodes at 48 kHz (RFC 7845).
+    if params.channels.is_none() {
+        params.channels = params.channel_layout.map(|l| l.into_channels());
+    }
+    if params.codec == CODEC_TYPE_OPUS {
+        params.sample_rate = Some(OPUS_RATE);
+    }
     let expected_frames = params.n_frames;
-    let mut decoder = symphonia::default::get_codecs()
+    let mut decoder = CODECS
         .make(&params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec: {e}")))?;
 

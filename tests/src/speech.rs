@@ -1,6 +1,6 @@
 //! Generated test speech: espeak-ng English, resampling, two-channel call
 //! recordings built from turns, mono mixes, and every container/codec the
-//! decoder must read (via sox).
+//! decoder must read (via sox, and opusenc for Opus).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -102,16 +102,22 @@ pub enum AudioFormat {
     Flac,
     Mp3,
     OggVorbis,
+    /// Ogg Opus, as WebRTC softphones record (opus-tools' opusenc, 24 kbit/s).
+    OggOpus,
+    /// The same Opus in WebM, as browsers' MediaRecorder writes it (mkvtoolnix's mkvmerge).
+    WebmOpus,
 }
 
 impl AudioFormat {
-    pub const ALL: [AudioFormat; 6] = [
+    pub const ALL: [AudioFormat; 8] = [
         AudioFormat::Wav16,
         AudioFormat::WavUlaw,
         AudioFormat::WavAlaw,
         AudioFormat::Flac,
         AudioFormat::Mp3,
         AudioFormat::OggVorbis,
+        AudioFormat::OggOpus,
+        AudioFormat::WebmOpus,
     ];
 
     /// File extension a recording in this format carries.
@@ -121,6 +127,8 @@ impl AudioFormat {
             AudioFormat::Flac => "flac",
             AudioFormat::Mp3 => "mp3",
             AudioFormat::OggVorbis => "ogg",
+            AudioFormat::OggOpus => "opus",
+            AudioFormat::WebmOpus => "webm",
         }
     }
 
@@ -132,6 +140,10 @@ impl AudioFormat {
             AudioFormat::Flac => &["-t", "flac", "-b", "16"],
             AudioFormat::Mp3 => &["-t", "mp3"],
             AudioFormat::OggVorbis => &["-t", "vorbis"],
+            // sox writes no Opus: a 16-bit WAV for opusenc.
+            AudioFormat::OggOpus | AudioFormat::WebmOpus => {
+                &["-t", "wav", "-e", "signed", "-b", "16"]
+            }
         }
     }
 }
@@ -173,17 +185,51 @@ pub fn resample(input: &Path, out: &Path, rate: u32) -> Result<()> {
     Ok(())
 }
 
-/// Re-encodes `input` (any format sox reads) as `format` at the same rate and
-/// channel count.
+/// Re-encodes `input` (any format sox reads) as `format` at the same channel count,
+/// and the same rate except for Opus (decoded at 48 kHz whatever went in).
 pub fn convert(input: &Path, out: &Path, format: AudioFormat) -> Result<()> {
+    let sox = |to: &Path| {
+        run(
+            Command::new("sox")
+                .arg("-D")
+                .arg(input)
+                .args(format.sox_args())
+                .arg(to),
+            "apt-get install -y sox libsox-fmt-mp3 (mp3 needs libsox-fmt-mp3)",
+        )
+        .map(drop)
+    };
+    if !matches!(format, AudioFormat::OggOpus | AudioFormat::WebmOpus) {
+        return sox(out);
+    }
+    let pcm = temp_wav()?;
+    sox(pcm.path())?;
+    let opus = tempfile::Builder::new()
+        .prefix("callqa-speech-")
+        .suffix(".opus")
+        .tempfile()
+        .map_err(|e| HarnessError::io(std::env::temp_dir(), e))?;
+    let ogg = if format == AudioFormat::OggOpus {
+        out
+    } else {
+        opus.path()
+    };
     run(
-        Command::new("sox")
-            .arg("-D")
-            .arg(input)
-            .args(format.sox_args())
-            .arg(out),
-        "apt-get install -y sox libsox-fmt-mp3 (mp3 needs libsox-fmt-mp3)",
+        Command::new("opusenc")
+            .args(["--quiet", "--bitrate", "24"])
+            .arg(pcm.path())
+            .arg(ogg),
+        "apt-get install -y opus-tools",
     )?;
+    if format == AudioFormat::WebmOpus {
+        run(
+            Command::new("mkvmerge")
+                .args(["--quiet", "--webm", "-o"])
+                .arg(out)
+                .arg(ogg),
+            "apt-get install -y mkvtoolnix",
+        )?;
+    }
     Ok(())
 }
 
@@ -466,16 +512,31 @@ mod tests {
                 .path()
                 .join(format!("call-{format:?}.{}", format.extension()));
             convert(&call, &out, format).expect("convert");
-            // Decode back with sox: channels kept, duration about 1.5 s.
+            // Decode back (sox; opusdec for Opus, out of WebM by mkvextract): channels
+            // kept, duration about 1.5 s.
             let back = dir.path().join(format!("back-{format:?}.wav"));
-            run(
-                Command::new("sox")
-                    .arg(&out)
-                    .args(["-b", "16", "-e", "signed"])
-                    .arg(&back),
-                APT_AUDIO,
-            )
-            .expect("decode back");
+            let mut decode = if matches!(format, AudioFormat::OggOpus | AudioFormat::WebmOpus) {
+                let mut opus = out.clone();
+                if format == AudioFormat::WebmOpus {
+                    opus = dir.path().join("extracted.opus");
+                    let track = format!("0:{}", opus.display());
+                    run(
+                        Command::new("mkvextract")
+                            .arg(&out)
+                            .args(["tracks", &track]),
+                        "apt-get install -y mkvtoolnix",
+                    )
+                    .expect("extract the Opus track");
+                }
+                let mut c = Command::new("opusdec");
+                c.arg("--quiet").arg(opus);
+                c
+            } else {
+                let mut c = Command::new("sox");
+                c.arg(&out).args(["-b", "16", "-e", "signed"]);
+                c
+            };
+            run(decode.arg(&back), APT_AUDIO).expect("decode back");
             let (spec, samples) = read_wav(&back).expect("read back");
             assert_eq!(spec.channels, 2, "{format:?}");
             let seconds = samples.len() as f64 / 2.0 / f64::from(spec.sample_rate);

@@ -160,6 +160,7 @@ pub fn audio_content_type(key: &str) -> &'static str {
         Some("flac") => "audio/flac",
         Some("ogg" | "oga" | "opus") => "audio/ogg",
         Some("m4a" | "mp4") => "audio/mp4",
+        Some("webm") => "audio/webm",
         _ => "application/octet-stream",
     }
 }
@@ -354,6 +355,7 @@ mod tests {
         assert_eq!(audio_content_type("x.mp3"), "audio/mpeg");
         assert_eq!(audio_content_type("x.flac"), "audio/flac");
         assert_eq!(audio_content_type("x.ogg"), "audio/ogg");
+        assert_eq!(audio_content_type("x.webm"), "audio/webm");
         assert_eq!(audio_content_type("noext"), "application/octet-stream");
     }
 }
