@@ -22,7 +22,7 @@ traditional characters turned simplified (PyPI zhconv, when importable) in both 
 text alike, since whisper writes either.
 
 Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
-       [--corpus calls|espeak15|zh|asterisk] [--minutes 3] [--fw int8:5,int8:1] [--show]
+       [--corpus calls|espeak15|zh|asterisk] [--minutes 3] [--fw int8:5,int8:1:noprev] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
 import argparse, gzip, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
@@ -303,12 +303,13 @@ def wer(ref, hyp):
             prev, d[j] = d[j], cur
     return d[len(h)] / max(1, len(r))
 
-def run_faster_whisper(ct2, dir_, threads, compute_type, beam, lang):
+def run_faster_whisper(ct2, dir_, threads, compute_type, beam, lang, prev=True):
     from faster_whisper import WhisperModel
     m = WhisperModel(ct2, device="cpu", compute_type=compute_type, cpu_threads=threads)
     text, t0, c0 = {}, time.time(), cpu_seconds(resource.RUSAGE_SELF)
     for name in ("agent", "customer"):
-        segs, _ = m.transcribe(os.path.join(dir_, f"{name}.wav"), language=lang, beam_size=beam, vad_filter=True)
+        segs, _ = m.transcribe(os.path.join(dir_, f"{name}.wav"), language=lang, beam_size=beam, vad_filter=True,
+                               condition_on_previous_text=prev)
         text[name] = " ".join(s.text for s in segs)
     return time.time() - t0, cpu_seconds(resource.RUSAGE_SELF) - c0, text
 
@@ -358,7 +359,9 @@ def main():
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="*")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
     ap.add_argument("--corpus", choices=["calls", "espeak15", "zh", "asterisk"], default="calls")
-    ap.add_argument("--fw", default="int8:5,int8:1", help="faster-whisper runs as COMPUTE_TYPE:BEAM,... ('' for none)")
+    ap.add_argument("--fw", default="int8:5,int8:1",
+                    help="faster-whisper runs as COMPUTE_TYPE:BEAM[:noprev],... ('' for none); noprev turns off"
+                         " its condition_on_previous_text")
     ap.add_argument("--workdir", help="keep the generated call here and reuse it on the next run")
     ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
     a = ap.parse_args()
@@ -380,9 +383,10 @@ def main():
         rows.append(("callqa " + os.path.basename(model), wall, cpu, text))
         print(f"callqa {os.path.basename(model)}: {wall:.1f} s", file=sys.stderr)
     for spec in filter(None, a.fw.split(",")):
-        ct, beam = spec.split(":")
-        wall, cpu, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, int(beam), lang)
-        rows.append((f"faster-whisper {ct} beam{beam}", wall, cpu, text))
+        ct, beam, *flags = spec.split(":")
+        prev = "noprev" not in flags
+        wall, cpu, text = run_faster_whisper(a.ct2_dir, d, a.threads, ct, int(beam), lang, prev)
+        rows.append((f"faster-whisper {ct} beam{beam}" + ("" if prev else " noprev"), wall, cpu, text))
     res = []
     for name, wall, cpu, text in rows:
         per = {k: wer(refs[k], text.get(k, "")) for k in ("agent", "customer")}
