@@ -119,14 +119,15 @@ pub struct TranscribeConfig {
     /// faster-whisper's `condition_on_previous_text`); a window whose prompted text
     /// degenerates into repetition is decoded again without it.
     pub condition_on_previous_text: bool,
-    /// Temperature step of whisper's fallback when a decode fails its entropy or
-    /// log-probability test; 0 (the default) turns the fallback off. A packed window has
-    /// its own rescue (`rescue_beam_size`: a decode that loops, loses an utterance or looks
-    /// improbable is decoded again with beam search); the fallback's sampling spent 8.8 s
-    /// on one 10 s utterance that looped and kept a decode that stopped after its first
-    /// sentence (recorded speech, `--corpus asterisk`: WER 0.027 with it at 0.2, 0.017
-    /// without; the other corpora unchanged). Per-utterance decodes (`pack = false`,
-    /// `redecode_lost`) have no rescue of their own: 0.2 gives them whisper's fallback.
+    /// Temperature step of whisper's fallback, when a decode fails its entropy or
+    /// log-probability test, for utterances decoded alone (`pack = false`, `redecode_lost`);
+    /// 0 turns it off. Packed windows never fall back: they have their own rescue
+    /// (`rescue_beam_size`: a decode that loops, loses an utterance or looks improbable is
+    /// decoded again with beam search). On recorded speech (`--corpus asterisk`) the
+    /// fallback's sampling spent 8.8 s on one 10 s packed utterance that looped and kept a
+    /// decode that stopped after its first sentence: WER 0.027 with it, 0.017 without; the
+    /// other corpora unchanged. Decoded alone, noise needs it: greedy decoding makes a
+    /// sentence of pink noise ("I'm not sure if I can get the right one.").
     pub temperature_inc: f32,
     /// Entropy below which a decode counts as repetitive and falls back.
     pub entropy_thold: f32,
@@ -182,7 +183,7 @@ impl Default for TranscribeConfig {
             vad_pad_ms: 200,
             pack_gap_ms: 300,
             condition_on_previous_text: false,
-            temperature_inc: 0.0,
+            temperature_inc: 0.2,
             entropy_thold: 2.4,
             logprob_thold: -1.0,
             rescue_beam_size: 5,

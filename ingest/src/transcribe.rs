@@ -592,6 +592,9 @@ impl Transcriber {
             n_threads,
         } = *window;
         let mut p = self.params(lang, context, pk.pcm.len(), n_threads, beam_size);
+        // No temperature fallback: `best_decode` rescues a window that loops or loses words
+        // with beam search, where the fallback's sampling kept a decode that stopped early.
+        p.set_temperature_inc(0.0);
         // Timestamp tokens cost accuracy (the calls corpus: WER 0.132 with them, 0.119
         // without) and put words in the wrong utterance more often than DTW's times.
         p.set_no_timestamps(self.dtw);
