@@ -1,6 +1,6 @@
 //! Generated test speech: espeak-ng English, resampling, two-channel call
 //! recordings built from turns, mono mixes, and every container/codec the
-//! decoder must read (via sox, and opusenc for Opus).
+//! decoder must read (via sox; opusenc for Opus, ffmpeg for AAC).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,10 +106,12 @@ pub enum AudioFormat {
     OggOpus,
     /// The same Opus in WebM, as browsers' MediaRecorder writes it (mkvtoolnix's mkvmerge).
     WebmOpus,
+    /// AAC-LC in MP4 (.m4a), as phones' call recorders write it (ffmpeg's encoder, 32 kbit/s).
+    M4aAac,
 }
 
 impl AudioFormat {
-    pub const ALL: [AudioFormat; 8] = [
+    pub const ALL: [AudioFormat; 9] = [
         AudioFormat::Wav16,
         AudioFormat::WavUlaw,
         AudioFormat::WavAlaw,
@@ -118,6 +120,7 @@ impl AudioFormat {
         AudioFormat::OggVorbis,
         AudioFormat::OggOpus,
         AudioFormat::WebmOpus,
+        AudioFormat::M4aAac,
     ];
 
     /// File extension a recording in this format carries.
@@ -129,6 +132,7 @@ impl AudioFormat {
             AudioFormat::OggVorbis => "ogg",
             AudioFormat::OggOpus => "opus",
             AudioFormat::WebmOpus => "webm",
+            AudioFormat::M4aAac => "m4a",
         }
     }
 
@@ -140,8 +144,8 @@ impl AudioFormat {
             AudioFormat::Flac => &["-t", "flac", "-b", "16"],
             AudioFormat::Mp3 => &["-t", "mp3"],
             AudioFormat::OggVorbis => &["-t", "vorbis"],
-            // sox writes no Opus: a 16-bit WAV for opusenc.
-            AudioFormat::OggOpus | AudioFormat::WebmOpus => {
+            // sox writes no Opus or AAC: a 16-bit WAV for opusenc or ffmpeg.
+            AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac => {
                 &["-t", "wav", "-e", "signed", "-b", "16"]
             }
         }
@@ -199,11 +203,25 @@ pub fn convert(input: &Path, out: &Path, format: AudioFormat) -> Result<()> {
         )
         .map(drop)
     };
-    if !matches!(format, AudioFormat::OggOpus | AudioFormat::WebmOpus) {
+    if !matches!(
+        format,
+        AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac
+    ) {
         return sox(out);
     }
     let pcm = temp_wav()?;
     sox(pcm.path())?;
+    if format == AudioFormat::M4aAac {
+        run(
+            Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-i"])
+                .arg(pcm.path())
+                .args(["-c:a", "aac", "-b:a", "32k"])
+                .arg(out),
+            "apt-get install -y ffmpeg",
+        )?;
+        return Ok(());
+    }
     let opus = tempfile::Builder::new()
         .prefix("callqa-speech-")
         .suffix(".opus")
@@ -512,10 +530,14 @@ mod tests {
                 .path()
                 .join(format!("call-{format:?}.{}", format.extension()));
             convert(&call, &out, format).expect("convert");
-            // Decode back (sox; opusdec for Opus, out of WebM by mkvextract): channels
-            // kept, duration about 1.5 s.
+            // Decode back (sox; opusdec for Opus, out of WebM by mkvextract; ffmpeg for
+            // AAC): channels kept, duration about 1.5 s.
             let back = dir.path().join(format!("back-{format:?}.wav"));
-            let mut decode = if matches!(format, AudioFormat::OggOpus | AudioFormat::WebmOpus) {
+            let mut decode = if format == AudioFormat::M4aAac {
+                let mut c = Command::new("ffmpeg");
+                c.args(["-loglevel", "error", "-i"]).arg(&out);
+                c
+            } else if matches!(format, AudioFormat::OggOpus | AudioFormat::WebmOpus) {
                 let mut opus = out.clone();
                 if format == AudioFormat::WebmOpus {
                     opus = dir.path().join("extracted.opus");
