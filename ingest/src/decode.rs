@@ -49,8 +49,26 @@ static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
 });
 
 /// Decodes a whole recording held in memory. `name` is used for the format hint
-/// (its extension) and in error messages.
+/// (its extension) and in error messages. A demuxer that panics on a damaged file
+/// (symphonia's Matroska reader does on a WebM cut short) is an error like any other.
 pub fn decode(data: Vec<u8>, name: &str) -> Result<Audio> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(data, name)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(IngestError::Decode {
+            name: name.to_string(),
+            reason: format!("corrupt or cut short: the decoder failed ({what})"),
+        })
+    })
+}
+
+fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
     let fail = |reason: String| IngestError::Decode {
         name: name.to_string(),
         reason,
@@ -156,13 +174,21 @@ pub fn decode(data: Vec<u8>, name: &str) -> Result<Audio> {
             "{bad_packets} of {packets} audio packets are corrupt"
         )));
     }
-    if let Some(n) = expected_frames {
-        if (frames as f64) < n as f64 * (1.0 - TRUNCATION_TOLERANCE) {
-            let rate = f64::from(sample_rate.max(1));
+    let rate = f64::from(sample_rate.max(1));
+    let held = frames as f64 / rate;
+    // The header's length counts in its own time base: frames for WAV or Ogg, milliseconds
+    // for Matroska/WebM, the track's time scale for MP4.
+    let announced = expected_frames.map(|n| match params.time_base {
+        Some(tb) => {
+            let t = tb.calc_time(n);
+            t.seconds as f64 + t.frac
+        }
+        None => n as f64 / rate,
+    });
+    if let Some(announced) = announced {
+        if held < announced * (1.0 - TRUNCATION_TOLERANCE) {
             return Err(fail(format!(
-                "truncated: the header announces {:.1} s of audio but the file holds {:.1} s",
-                n as f64 / rate,
-                frames as f64 / rate
+                "truncated: the header announces {announced:.1} s of audio but the file holds {held:.1} s"
             )));
         }
     }
