@@ -103,6 +103,12 @@ pub struct TranscribeConfig {
     /// 12 s, 0.021 at 20 s, 0.016 at 24 s), but with a sentence said again within a window
     /// whisper skips it (the repeated Mandarin dialogue `zh`: CER 0.090 at 12 s, 0.371 at 20 s).
     pub pack_seconds: u32,
+    /// Longest packed window in seconds for Mandarin (language `zh`, forced or detected),
+    /// at most 28; its utterances are still cut at `pack_seconds`. Whisper tells Mandarin's
+    /// homophones apart from their context: on `--corpus zhcalls` (38 distinct lines) CER
+    /// 0.107 at 12 s, 0.091 at 16 s; on `zh` 0.059 and 0.056. English at 16 s loses more than
+    /// it gains (`calls` 0.092 -> 0.104, `espeak15` 0.248 -> 0.293).
+    pub pack_seconds_zh: u32,
     /// whisper.cpp's flash attention kernels in the encoder and decoder (turns `dtw` off:
     /// whisper.cpp cannot align with them).
     pub flash_attn: bool,
@@ -178,6 +184,7 @@ impl Default for TranscribeConfig {
             context: true,
             pack: true,
             pack_seconds: 12,
+            pack_seconds_zh: 16,
             flash_attn: false,
             dtw: true,
             vad_pad_ms: 200,

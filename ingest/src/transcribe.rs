@@ -154,7 +154,7 @@ impl Transcriber {
             Some(l) if l != "auto" && !l.is_empty() => Some(l.to_string()),
             _ => self.detect_language(&channels).map_err(fail)?,
         };
-        let jobs = self.jobs(&channels);
+        let jobs = self.jobs(&channels, lang.as_deref());
         let mut segments = self
             .run_jobs(&channels, &jobs, lang.as_deref())
             .map_err(fail)?;
@@ -168,13 +168,13 @@ impl Transcriber {
         })
     }
 
-    /// The call's decoding work: packed windows of each channel, or (`pack = false`) each
-    /// channel's utterances in order.
-    fn jobs(&self, channels: &[Channel]) -> Vec<Job> {
+    /// The call's decoding work: packed windows of each channel (as long as `lang` wants),
+    /// or (`pack = false`) each channel's utterances in order.
+    fn jobs(&self, channels: &[Channel], lang: Option<&str>) -> Vec<Job> {
         let mut jobs = Vec::new();
         for (ch, c) in channels.iter().enumerate() {
             if self.cfg.pack {
-                let window = pack_seconds(&self.cfg) * WHISPER_RATE;
+                let window = window_seconds(&self.cfg, lang) * WHISPER_RATE;
                 let gap = (self.cfg.pack_gap_ms as usize * WHISPER_RATE as usize) / 1000;
                 let packs = pack::pack(&c.pcm, &c.regions, window as usize, gap);
                 if self.cfg.condition_on_previous_text {
@@ -852,6 +852,17 @@ fn pack_seconds(cfg: &TranscribeConfig) -> u32 {
     cfg.pack_seconds.clamp(1, MAX_PACK_SECONDS)
 }
 
+/// Longest packed window for `lang`: `pack_seconds_zh` for Mandarin, never shorter than the
+/// voice gate's longest utterance (`pack_seconds`).
+fn window_seconds(cfg: &TranscribeConfig, lang: Option<&str>) -> u32 {
+    if lang == Some("zh") {
+        cfg.pack_seconds_zh
+            .clamp(pack_seconds(cfg), MAX_PACK_SECONDS)
+    } else {
+        pack_seconds(cfg)
+    }
+}
+
 /// The voice gate's settings. With packing, an utterance longer than a packed window is cut
 /// by the gate at its quietest frame, between words, not mid-word where the window ends
 /// (the recorded-speech benchmark corpus lost a 22-word stretch of a 25 s prompt that way).
@@ -1101,6 +1112,18 @@ mod tests {
         assert!(decoded(["I want a refund.", &many.join(" ")], -0.1).degenerate(&pk));
         assert!(!decoded(["I want a refund.", "Now."], -0.2).degenerate(&pk));
         assert!(!decoded(["我要退款。", "不然我就要投诉你们。"], -0.2).degenerate(&pk));
+    }
+
+    #[test]
+    fn mandarin_gets_its_own_window_never_shorter_than_an_utterance() {
+        let mut cfg = TranscribeConfig::default();
+        assert_eq!(window_seconds(&cfg, Some("zh")), cfg.pack_seconds_zh);
+        assert_eq!(window_seconds(&cfg, Some("en")), cfg.pack_seconds);
+        assert_eq!(window_seconds(&cfg, None), cfg.pack_seconds);
+        cfg.pack_seconds_zh = 8;
+        assert_eq!(window_seconds(&cfg, Some("zh")), cfg.pack_seconds);
+        cfg.pack_seconds_zh = 60;
+        assert_eq!(window_seconds(&cfg, Some("zh")), MAX_PACK_SECONDS);
     }
 
     #[test]
