@@ -123,6 +123,15 @@ impl AudioFormat {
         AudioFormat::M4aAac,
     ];
 
+    /// Whether sox writes (and reads) this format itself; Opus and AAC go through
+    /// opusenc and ffmpeg.
+    fn sox_writes(self) -> bool {
+        !matches!(
+            self,
+            AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac
+        )
+    }
+
     /// File extension a recording in this format carries.
     pub fn extension(self) -> &'static str {
         match self {
@@ -203,10 +212,7 @@ pub fn convert(input: &Path, out: &Path, format: AudioFormat) -> Result<()> {
         )
         .map(drop)
     };
-    if !matches!(
-        format,
-        AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac
-    ) {
+    if format.sox_writes() {
         return sox(out);
     }
     let pcm = temp_wav()?;
@@ -533,10 +539,7 @@ mod tests {
             // Decode back (sox; ffmpeg for what sox cannot read: Opus, AAC): channels
             // kept, duration about 1.5 s.
             let back = dir.path().join(format!("back-{format:?}.wav"));
-            let decode = if matches!(
-                format,
-                AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac
-            ) {
+            let decode = if !format.sox_writes() {
                 run(
                     Command::new("ffmpeg")
                         .args(["-loglevel", "error", "-i"])
