@@ -18,6 +18,9 @@ Corpora (--corpus):
            the 242 of four words or more with their published transcripts, taken in turn
            by agent and customer until --minutes are full (15 minutes: 1490 words).
            Needs Debian's asterisk-core-sounds-en and asterisk-core-sounds-en-wav.
+--noise bursts lays 1.5 s bursts of brown, pink and white noise (in turn, speech-loud)
+into each channel every 7-13 s, over pauses and speech alike (traffic, a door, a line's
+crackle): the noise a voice gate must not pass on to whisper. Use its own --workdir.
 WER is scored after Whisper's English normaliser (PyPI whisper-normalizer) when it is
 importable, applied to reference and both engines alike; otherwise lower-cased words.
 On `zh` and `zhcalls` the figure is the character error rate: punctuation and spaces dropped, and
@@ -25,7 +28,8 @@ traditional characters turned simplified (PyPI zhconv, when importable) in both 
 text alike, since whisper writes either.
 
 Usage: transcribe_compare.py CALLQA_BIN CT2_DIR GGML_MODEL[:key=value]... [--threads 2]
-       [--corpus calls|espeak15|zh|zhcalls|asterisk] [--minutes 3] [--fw int8:5,int8:1:noprev] [--show]
+       [--corpus calls|espeak15|zh|zhcalls|asterisk] [--minutes 3] [--noise bursts]
+       [--fw int8:5,int8:1:noprev] [--show]
 faster-whisper must be importable by this interpreter (run it from a venv that has it).
 """
 import argparse, gzip, json, os, resource, subprocess, sys, tempfile, time, wave, struct, re
@@ -361,6 +365,37 @@ def call_seconds(path):
     w = wave.open(path); n, rate = w.getnframes(), w.getframerate(); w.close()
     return n / rate
 
+def add_noise_bursts(call):
+    """Noise bursts laid into both channels of `call` (rewritten in place), and the
+    per-speaker files rewritten to match."""
+    import random
+    rng = random.Random(7)
+    w = wave.open(call); rate = w.getframerate(); n = w.getnframes()
+    frames = w.readframes(n); w.close()
+    pcm = list(struct.unpack(f"<{2 * n}h", frames))
+    d = os.path.dirname(call)
+    kinds = ["brownnoise", "pinknoise", "whitenoise"]
+    vols = {"brownnoise": 0.5, "pinknoise": 0.25, "whitenoise": 0.12}
+    k = 0
+    for ch in (0, 1):
+        t = rng.uniform(2, 8)
+        while t + 1.5 < n / rate:
+            kind = kinds[k % 3]; k += 1
+            path = os.path.join(d, "burst.wav")
+            subprocess.run(["sox", "-R", "-n", "-r", str(rate), "-c", "1", "-b", "16", path,
+                            "synth", "1.5", kind, "vol", str(vols[kind]), "fade", "0.1", "1.5", "0.1"],
+                           check=True)
+            burst = read_samples(path, rate)
+            start = int(t * rate)
+            for i, v in enumerate(burst):
+                j = 2 * (start + i) + ch
+                pcm[j] = max(-32768, min(32767, pcm[j] + v))
+            t += rng.uniform(7, 13)
+    w = wave.open(call, "wb"); w.setnchannels(2); w.setsampwidth(2); w.setframerate(rate)
+    w.writeframes(struct.pack(f"<{2 * n}h", *pcm)); w.close()
+    for ch, name in ((0, "agent"), (1, "customer")):
+        subprocess.run(["sox", call, os.path.join(d, f"{name}.wav"), "remix", str(ch + 1)], check=True)
+
 def prepare(a, d):
     """The call and its references in `d`, generated unless `d` already holds them."""
     refs_path = os.path.join(d, "refs.json")
@@ -377,6 +412,8 @@ def prepare(a, d):
         call, refs = build_asterisk_call(d, a.minutes)
     else:
         call, refs = build_call(d, a.minutes)
+    if a.noise == "bursts":
+        add_noise_bursts(call)
     json.dump(refs, open(refs_path, "w"))
     return call, refs
 
@@ -388,6 +425,7 @@ def main():
     ap.add_argument("--fw", default="int8:5,int8:1",
                     help="faster-whisper runs as COMPUTE_TYPE:BEAM[:noprev],... ('' for none); noprev turns off"
                          " its condition_on_previous_text")
+    ap.add_argument("--noise", choices=["bursts"], help="lay noise bursts into the call (see above)")
     ap.add_argument("--workdir", help="keep the generated call here and reuse it on the next run")
     ap.add_argument("--show", action="store_true", help="print each engine's text per speaker")
     a = ap.parse_args()

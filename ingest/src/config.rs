@@ -76,6 +76,15 @@ pub struct TranscribeConfig {
     pub customer_channel: usize,
     /// Skip silence and ringing before whisper sees the audio.
     pub vad: bool,
+    /// Silero voice-activity model (whisper.cpp's ggml VAD format; `callqa model
+    /// import-silero` makes one from faster-whisper's ONNX file): with `vad`, an utterance
+    /// of the energy gate is kept only if Silero hears speech in it, and noise of a second
+    /// or more beside the speech is cut off, so noise loud enough to pass the energy gate
+    /// does not reach whisper (`transcribe_compare.py --corpus calls --noise bursts`: WER
+    /// 0.194 -> 0.176, 59.1 s -> 32.6 s; no word of the clean corpora changes). Default: a `ggml-silero*.bin` next to the whisper model
+    /// if there is one (`deploy/install-model.sh` installs it), else the energy gate alone.
+    /// An empty path turns it off.
+    pub vad_model: Option<PathBuf>,
     /// Beam size; 0 or 1 means greedy decoding. 5 costs about 55% more time; on recorded
     /// human speech (`--corpus asterisk`, base q8_0) it took the WER from 0.017 to 0.014.
     pub beam_size: usize,
@@ -178,6 +187,7 @@ impl Default for TranscribeConfig {
             agent_channel: 0,
             customer_channel: 1,
             vad: true,
+            vad_model: None,
             beam_size: 1,
             short_audio_ctx: true,
             min_audio_ctx: 384,

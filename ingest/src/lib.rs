@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod resample;
+pub mod speech_gate;
 pub mod storage;
 pub mod text;
 pub mod tone;

@@ -1,11 +1,11 @@
-//! Whisper transcription per channel: voice-gated utterances are packed end to end into
-//! short windows (12 s by default) and decoded; each word is placed in time (cross-attention
-//! alignment, or timestamp tokens) and each segment is one utterance, with its boundaries in
-//! the call, so silence costs nothing. A greedy window that looks unsure is decoded again
-//! with beam search; with `redecode_lost`, an utterance it left without words is decoded
-//! alone. Windows are independent, so a call's windows are decoded in parallel, one
-//! single-threaded whisper state per thread (a state left with the last windows takes over
-//! the idle threads).
+//! Whisper transcription per channel: voice-gated utterances (checked by Silero when its
+//! model is installed) are packed end to end into short windows (12 s by default) and
+//! decoded; each word is placed in time (cross-attention alignment, or timestamp tokens)
+//! and each segment is one utterance, with its boundaries in the call, so silence costs
+//! nothing. A greedy window that looks unsure is decoded again with beam search; with
+//! `redecode_lost`, an utterance it left without words is decoded alone. Windows are
+//! independent, so a call's windows are decoded in parallel, one single-threaded whisper
+//! state per thread (a state left with the last windows takes over the idle threads).
 
 mod align;
 mod attribute;
@@ -14,8 +14,9 @@ mod pack;
 use crate::config::TranscribeConfig;
 use crate::decode::Audio;
 use crate::error::{IngestError, Result};
-use crate::model::read_hparams;
+use crate::model::{default_vad_model, read_hparams};
 use crate::resample::{resample, WHISPER_RATE};
+use crate::speech_gate::SpeechGate;
 use crate::text::{join_spoken_digits, normalize_zh};
 use crate::transcript::{Segment, Speaker, Transcript};
 use crate::vad::{speech_regions, Region, VadParams};
@@ -82,6 +83,8 @@ pub struct Transcriber {
     /// Packed windows are decoded without timestamp tokens and their words placed by
     /// cross-attention alignment (`TranscribeConfig::dtw`).
     dtw: bool,
+    /// Silero's check of the energy gate's utterances (`TranscribeConfig::vad_model`).
+    gate: Option<SpeechGate>,
 }
 
 /// One channel's audio at 16 kHz with the speaker it belongs to.
@@ -125,11 +128,24 @@ impl Transcriber {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "whisper".into());
+        let vad_model = match &cfg.vad_model {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => path.parent().and_then(|dir| default_vad_model(&[dir])),
+        };
+        let gate = match vad_model {
+            Some(p) if cfg.vad => {
+                tracing::info!(model = %p.display(), "Silero checks the voice gate's utterances");
+                Some(SpeechGate::load(&p)?)
+            }
+            _ => None,
+        };
         Ok(Transcriber {
             ctx,
             cfg: cfg.clone(),
             model_name,
             dtw,
+            gate,
         })
     }
 
@@ -351,7 +367,11 @@ impl Transcriber {
             .map(|(idx, speaker)| {
                 let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
                 let regions = if self.cfg.vad {
-                    speech_regions(&pcm, &vad)
+                    let regions = speech_regions(&pcm, &vad);
+                    match &self.gate {
+                        Some(gate) => gate.keep_speech(&pcm, regions)?,
+                        None => regions,
+                    }
                 } else {
                     fixed_windows(pcm.len())
                 };

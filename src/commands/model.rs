@@ -1,13 +1,15 @@
-//! `callqa model fetch|import-ct2`: get a ggml whisper model, or convert a CTranslate2
-//! (faster-whisper) model directory into one.
+//! `callqa model fetch|import-ct2|import-silero`: get a ggml whisper model, convert a
+//! CTranslate2 (faster-whisper) model directory into one, or convert faster-whisper's
+//! Silero voice-activity model to whisper.cpp's format.
 
 use anyhow::{Context, Result};
-use callqa_ingest::model::{fetch, import_ct2, Quantization};
+use callqa_ingest::model::{fetch, import_ct2, import_silero, Quantization};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
-    /// Download a ggml model (tiny, base, small, ...) into <data-dir>/models.
+    /// Download a ggml model (tiny, base, small, ...) into <data-dir>/models; also
+    /// whisper.cpp's Silero voice-activity models (silero-v6.2.0, silero-v5.1.2).
     Fetch {
         name: String,
         #[arg(long)]
@@ -25,6 +27,12 @@ pub enum Cmd {
         #[arg(long, default_value = "f16")]
         quantize: String,
     },
+    /// Convert a Silero voice-activity model (ONNX, e.g. faster-whisper's
+    /// `faster_whisper/assets/silero_vad_v6.onnx`) to whisper.cpp's ggml VAD format.
+    /// Installed as `ggml-silero-v6.bin` next to the whisper model (or in
+    /// <data-dir>/models), callqa uses it to tell speech from noise.
+    #[command(name = "import-silero")]
+    ImportSilero { onnx: PathBuf, out: PathBuf },
 }
 
 pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
@@ -42,6 +50,13 @@ pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
                 .await
                 .context("converter panicked")?
                 .context("model conversion failed")?;
+            eprintln!("{summary:?}");
+        }
+        Cmd::ImportSilero { onnx, out } => {
+            let summary = tokio::task::spawn_blocking(move || import_silero(&onnx, &out))
+                .await
+                .context("converter panicked")?
+                .context("VAD model conversion failed")?;
             eprintln!("{summary:?}");
         }
     }

@@ -632,6 +632,36 @@ fn configured_words_and_names_are_written_as_given() {
     );
 }
 
+/// A temp dir holding `anna.wav`, `payment.wav` (espeak-ng at 16 kHz) and `gap.wav` (1.2 s
+/// of silence), a path maker for it, and sox (`-R`: the same dither and noise on every run,
+/// so the same audio).
+fn clips() -> (tempfile::TempDir, impl Fn(&str) -> String, impl Fn(&[&str])) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let p = move |name: &str| dir.join(name).display().to_string();
+    let sox = |args: &[&str]| run_tool(std::process::Command::new("sox").arg("-R").args(args));
+    espeak(&p, "anna.wav", "Hello, this is Anna from the bank.");
+    espeak(&p, "payment.wav", "I am calling about your last payment.");
+    sox(&[
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        &p("gap.wav"),
+        "trim",
+        "0",
+        "1.2",
+    ]);
+    (tmp, p, sox)
+}
+
+/// `text` said by espeak-ng, at 16 kHz, as `name` (a path made by `p`).
+fn espeak(p: &impl Fn(&str) -> String, name: &str, text: &str) {
+    run_tool(std::process::Command::new("espeak-ng").args(["-w", &p("raw.wav"), text]));
+    run_tool(std::process::Command::new("sox").args([&p("raw.wav"), "-r", "16000", &p(name)]));
+}
+
 /// `transcribe.redecode_lost` on the real model. A sentence said five times in a row comes
 /// back from a packed window fewer times (whisper skips what it has just written); each lost
 /// utterance, decoded alone, gets its words back. Pink noise between two sentences, which
@@ -640,19 +670,9 @@ fn configured_words_and_names_are_written_as_given() {
 /// come out as made-up words, which is why `redecode_lost` is off by default.)
 #[test]
 fn a_sentence_said_again_keeps_its_words_and_noise_gets_none() {
-    let tmp = tempfile::tempdir().unwrap();
-    let p = |name: &str| tmp.path().join(name).display().to_string();
-    // `-R`: the same dither and noise on every run, so the same audio.
-    let sox = |args: &[&str]| run_tool(std::process::Command::new("sox").arg("-R").args(args));
-    let espeak = |name: &str, text: &str| {
-        run_tool(std::process::Command::new("espeak-ng").args(["-w", &p("raw.wav"), text]));
-        sox(&[&p("raw.wav"), "-r", "16000", &p(name)]);
-    };
-    espeak("refund.wav", "I want a refund for the second payment.");
-    espeak("anna.wav", "Hello, this is Anna from the bank.");
-    espeak("payment.wav", "I am calling about your last payment.");
+    let (tmp, p, sox) = clips();
+    espeak(&p, "refund.wav", "I want a refund for the second payment.");
     let silence = ["-n", "-r", "16000", "-c", "1"];
-    sox(&[&silence[..], &[&p("gap.wav"), "trim", "0", "1.2"]].concat());
     let noise = ["synth", "2", "pinknoise", "vol", "0.15"];
     sox(&[&silence[..], &[&p("pink.wav")], &noise[..]].concat());
     let mut five = Vec::new();
@@ -673,7 +693,7 @@ fn a_sentence_said_again_keeps_its_words_and_noise_gets_none() {
         "anna.wav",
         "noisy.wav",
     ]
-    .map(p);
+    .map(&p);
     sox(&noisy.iter().map(String::as_str).collect::<Vec<_>>());
 
     let mut cq = Callqa::embedded(&tmp.path().join("data"));
@@ -703,4 +723,92 @@ fn a_sentence_said_again_keeps_its_words_and_noise_gets_none() {
             && noisy[2].contains("this is"),
         "{noisy:?}"
     );
+}
+
+/// Silero (`transcribe.vad_model`, installed next to the whisper model by
+/// `deploy/install-model.sh`) on the real models: brown and pink noise loud enough to pass
+/// the energy gate are dropped before whisper, the sentences around them are kept, and with
+/// `redecode_lost` no noise is decoded alone into made-up words. With the model turned off
+/// (an empty path) the noise reaches whisper again.
+#[test]
+fn noise_the_energy_gate_lets_through_never_reaches_whisper() {
+    let silero = callqa_tests::model_path().with_file_name("ggml-silero-v6.bin");
+    assert!(
+        silero.is_file(),
+        "{} is missing: run deploy/install-model.sh",
+        silero.display()
+    );
+    let (tmp, p, sox) = clips();
+    let silence = ["-n", "-r", "16000", "-c", "1"];
+    sox(&[
+        &silence[..],
+        &[&p("brown.wav"), "synth", "2", "brownnoise", "vol", "0.3"],
+    ]
+    .concat());
+    sox(&[
+        &silence[..],
+        &[&p("pink.wav"), "synth", "2", "pinknoise", "vol", "0.15"],
+    ]
+    .concat());
+    let parts = [
+        "anna.wav",
+        "gap.wav",
+        "brown.wav",
+        "gap.wav",
+        "payment.wav",
+        "gap.wav",
+        "pink.wav",
+        "noisy.wav",
+    ]
+    .map(&p);
+    sox(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let run = |vad_model: Option<&str>| {
+        let mut cq = Callqa::embedded(&tmp.path().join("data"));
+        cq.env.extend([
+            ("CALLQA_TRANSCRIBE_REDECODE_LOST".into(), "true".into()),
+            ("CALLQA_LOG".into(), "callqa_ingest=debug".into()),
+        ]);
+        if let Some(m) = vad_model {
+            cq.env
+                .push(("CALLQA_TRANSCRIBE_VAD_MODEL".into(), m.into()));
+        }
+        let out = cq.run(&["bench", "transcribe", &p("noisy.wav"), "--language", "en"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "bench transcribe failed:\n{stderr}");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+        let text = report["runs"][0]["text"].as_str().unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_lowercase).collect();
+        let dropped = stderr.matches("no speech heard").count();
+        (lines, dropped)
+    };
+    let (lines, dropped) = run(None);
+    assert!(dropped >= 2, "both noises dropped: {dropped} ({lines:?})");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("this is") && lines[1].contains("calling"),
+        "{lines:?}"
+    );
+    let (_, dropped_off) = run(Some(""));
+    assert_eq!(dropped_off, 0, "an empty vad_model turns Silero off");
+}
+
+/// `callqa model import-silero` on a file that is not a Silero ONNX model fails with the
+/// reason and writes nothing.
+#[test]
+fn importing_something_else_as_silero_fails_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cq = Callqa::embedded(&tmp.path().join("data"));
+    let wav = callqa_tests::workspace_root().join("deploy/samples/en_refund_complaint.wav");
+    let out = tmp.path().join("ggml-silero-v6.bin");
+    let o = cq.run(&[
+        "model",
+        "import-silero",
+        &wav.display().to_string(),
+        &out.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a WAV file was taken as a model");
+    assert!(stderr.contains("not a valid model file"), "{stderr}");
+    assert!(!out.exists() && !tmp.path().join("ggml-silero-v6.bin.tmp").exists());
 }

@@ -13,6 +13,12 @@ use super::ModelError;
 /// Where whisper.cpp's own download script gets its models.
 pub const HF_BASE_URL: &str = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
 
+/// Where whisper.cpp's Silero voice-activity models (ggml) are published.
+pub const VAD_BASE_URL: &str = "https://huggingface.co/ggml-org/whisper-vad/resolve/main";
+
+/// The Silero models `fetch` accepts (`ggml-silero-v6.2.0.bin`, ...).
+pub const VAD_MODEL_NAMES: &[&str] = &["silero-v6.2.0", "silero-v5.1.2"];
+
 /// The model names `fetch` accepts: the sizes that run on a CPU, each also
 /// as a q5_0, q5_1 or q8_0 quantized file.
 pub const MODEL_NAMES: &[&str] = &[
@@ -45,7 +51,7 @@ pub const MODEL_NAMES: &[&str] = &[
 /// `ggml-{name}.bin` for a known model name; the check also keeps a name
 /// from smuggling a path or URL fragment into the request.
 pub fn model_file_name(name: &str) -> Result<String, ModelError> {
-    if MODEL_NAMES.contains(&name) {
+    if MODEL_NAMES.contains(&name) || VAD_MODEL_NAMES.contains(&name) {
         Ok(format!("ggml-{name}.bin"))
     } else {
         Err(ModelError::UnknownModel {
@@ -58,7 +64,12 @@ pub fn model_file_name(name: &str) -> Result<String, ModelError> {
 /// its path. A file already there is kept and returned without a download
 /// (files only ever appear there complete, by rename).
 pub async fn fetch(name: &str, dest_dir: &Path) -> Result<PathBuf, ModelError> {
-    fetch_from(HF_BASE_URL, name, dest_dir).await
+    let base = if VAD_MODEL_NAMES.contains(&name) {
+        VAD_BASE_URL
+    } else {
+        HF_BASE_URL
+    };
+    fetch_from(base, name, dest_dir).await
 }
 
 /// `fetch` from another server or mirror laid out like the Hugging Face
@@ -146,6 +157,10 @@ mod tests {
     #[test]
     fn accepts_known_names_only() {
         assert_eq!(model_file_name("base").unwrap(), "ggml-base.bin");
+        assert_eq!(
+            model_file_name("silero-v6.2.0").unwrap(),
+            "ggml-silero-v6.2.0.bin"
+        );
         assert_eq!(model_file_name("tiny.en").unwrap(), "ggml-tiny.en.bin");
         assert_eq!(
             model_file_name("small.en-q8_0").unwrap(),

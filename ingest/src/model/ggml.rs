@@ -13,7 +13,7 @@ use super::{mel, ModelError, Quantization};
 use whisper_rs_sys as sys;
 
 /// `ggml` in ASCII, read as a little-endian u32.
-const MAGIC: u32 = 0x6767_6d6c;
+pub(crate) const MAGIC: u32 = 0x6767_6d6c;
 
 /// whisper.cpp's `quantize` stores `GGML_QNT_VERSION * 1000 + ftype` and the
 /// loader takes `ftype % 1000`; writing the same value keeps a Q8_0 import
@@ -22,8 +22,8 @@ const QNT_VERSION: i32 = 2;
 const QNT_VERSION_FACTOR: i32 = 1000;
 
 /// Tensor element types (ggml `enum ggml_type`) the writer uses for non-weights.
-const TYPE_F32: i32 = 0;
-const TYPE_F16: i32 = 1;
+pub(crate) const TYPE_F32: i32 = 0;
+pub(crate) const TYPE_F16: i32 = 1;
 
 /// How a storage choice is written: the header's `ftype` (ggml `enum ggml_ftype`, from the
 /// whisper.cpp bindings); the weights' tensor type and block follow from it through ggml's

@@ -12,15 +12,20 @@ mod ggml;
 #[cfg(test)]
 mod import_tests;
 mod mel;
+mod onnx;
 mod quant;
+mod silero;
 mod vocab;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use fetch::{fetch, fetch_from, model_file_name, HF_BASE_URL, MODEL_NAMES};
+pub use fetch::{
+    fetch, fetch_from, model_file_name, HF_BASE_URL, MODEL_NAMES, VAD_BASE_URL, VAD_MODEL_NAMES,
+};
 pub use ggml::{read_hparams, Hparams};
+pub use silero::{import_silero, SileroSummary, SILERO_FILE};
 
 /// Everything that can go wrong while importing or fetching a model. Every
 /// variant names the file, tensor or URL it is about.
@@ -38,7 +43,11 @@ pub enum ModelError {
     MissingTensor { name: String },
     #[error("tensor `{name}`: {reason}")]
     BadTensor { name: String, reason: String },
-    #[error("unknown model `{name}`; expected one of: {}", MODEL_NAMES.join(", "))]
+    #[error(
+        "unknown model `{name}`; expected one of: {}, or a voice-activity model: {}",
+        MODEL_NAMES.join(", "),
+        VAD_MODEL_NAMES.join(", ")
+    )]
     UnknownModel { name: String },
     #[error(
         "cannot download {url}: {source}. If this machine has no internet access, \
@@ -182,6 +191,25 @@ pub fn default_model(models_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| models_dir.join("ggml-base.bin"))
 }
 
+/// The Silero voice-activity model to use when none is configured: a `ggml-silero*.bin`
+/// in the first of `dirs` that holds one (the newest version by name), else none.
+pub fn default_vad_model(dirs: &[&Path]) -> Option<PathBuf> {
+    dirs.iter().find_map(|dir| {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("ggml-silero") && n.ends_with(".bin"))
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    })
+}
+
 /// What `import_ct2` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -252,6 +280,20 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").unwrap();
             assert_eq!(default_model(dir.path()), dir.path().join(name));
         }
+    }
+
+    #[test]
+    fn vad_model_is_the_newest_silero_file_of_the_first_dir_holding_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert_eq!(default_vad_model(&[a.path(), b.path()]), None);
+        std::fs::write(b.path().join("ggml-silero-v5.1.2.bin"), b"x").unwrap();
+        std::fs::write(b.path().join("ggml-silero-v6.2.0.bin"), b"x").unwrap();
+        std::fs::write(a.path().join("ggml-base.bin"), b"x").unwrap();
+        let want = b.path().join("ggml-silero-v6.2.0.bin");
+        assert_eq!(default_vad_model(&[a.path(), b.path()]), Some(want));
+        std::fs::write(a.path().join(SILERO_FILE), b"x").unwrap();
+        let want = a.path().join(SILERO_FILE);
+        assert_eq!(default_vad_model(&[a.path(), b.path()]), Some(want));
     }
 
     #[test]
