@@ -2,10 +2,11 @@
 //! model is installed) are packed end to end into short windows (12 s by default) and
 //! decoded; each word is placed in time (cross-attention alignment, or timestamp tokens)
 //! and each segment is one utterance, with its boundaries in the call, so silence costs
-//! nothing. A greedy window that looks unsure is decoded again with beam search; with
-//! `redecode_lost`, an utterance it left without words is decoded alone. Windows are
-//! independent, so a call's windows are decoded in parallel, one single-threaded whisper
-//! state per thread (a state left with the last windows takes over the idle threads).
+//! nothing. A greedy window that looks unsure is decoded again with beam search; an
+//! utterance whose text says a run of words twice in a row is decoded alone, and so (with
+//! `redecode_lost`) is one the window left without words. Windows are independent, so a
+//! call's windows are decoded in parallel, one single-threaded whisper state per thread (a
+//! state left with the last windows takes over the idle threads).
 
 mod align;
 mod attribute;
@@ -85,6 +86,8 @@ pub struct Transcriber {
     dtw: bool,
     /// Silero's check of the energy gate's utterances (`TranscribeConfig::vad_model`).
     gate: Option<SpeechGate>,
+    /// `TranscribeConfig::redecode_lost`, or by default whether Silero checks utterances.
+    redecode_lost: bool,
 }
 
 /// One channel's audio at 16 kHz with the speaker it belongs to.
@@ -145,6 +148,7 @@ impl Transcriber {
             cfg: cfg.clone(),
             model_name,
             dtw,
+            redecode_lost: cfg.redecode_lost.unwrap_or(gate.is_some()),
             gate,
         })
     }
@@ -362,26 +366,44 @@ impl Transcriber {
             vec![(0, Speaker::Mixed)]
         };
         let vad = vad_params(&self.cfg);
-        layout
-            .into_iter()
-            .map(|(idx, speaker)| {
-                let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
-                let regions = if self.cfg.vad {
-                    let regions = speech_regions(&pcm, &vad);
-                    match &self.gate {
-                        Some(gate) => gate.keep_speech(&pcm, regions)?,
-                        None => regions,
-                    }
-                } else {
-                    fixed_windows(pcm.len())
-                };
-                Ok(Channel {
-                    speaker,
-                    pcm,
-                    regions,
-                })
+        let prepare = |(idx, speaker): (usize, Speaker)| -> Result<Channel> {
+            let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
+            let regions = if self.cfg.vad {
+                let regions = speech_regions(&pcm, &vad);
+                match &self.gate {
+                    Some(gate) => gate.keep_speech(&pcm, regions)?,
+                    None => regions,
+                }
+            } else {
+                fixed_windows(pcm.len())
+            };
+            Ok(Channel {
+                speaker,
+                pcm,
+                regions,
             })
-            .collect()
+        };
+        if self.cfg.threads < 2 || layout.len() < 2 {
+            return layout.into_iter().map(prepare).collect();
+        }
+        // Resampling and voice gating of the two channels at once.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = layout
+                .into_iter()
+                .map(|ch| scope.spawn(move || prepare(ch)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(IngestError::BadData {
+                            what: "audio".into(),
+                            reason: "a channel's preparation panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Detects the call's language once, from the longest utterance of each channel.
@@ -472,7 +494,43 @@ impl Transcriber {
             n_threads,
         };
         let texts = self.best_decode(state, &window)?;
-        self.redecode_lost(state, &window, texts)
+        let texts = self.redecode_lost(state, &window, texts)?;
+        self.redecode_said_twice(state, &window, texts)
+    }
+
+    /// Decodes alone each utterance whose text says a run of words twice in a row
+    /// (`says_twice`): whisper ends a window by writing its last sentence again even when
+    /// beam search decodes it again (`asterisk`: "Users will join the conference." twice for
+    /// a 2.3 s prompt). The lone decode decides: its text is kept when it says fewer words,
+    /// no run twice, and words the window's text holds; a speaker who did say it twice keeps
+    /// both.
+    fn redecode_said_twice(
+        &self,
+        state: &mut WhisperState,
+        window: &Window<'_>,
+        mut texts: Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        for (i, text) in texts.iter_mut().enumerate() {
+            if !says_twice(text) {
+                continue;
+            }
+            let own = self.decode_utterance(state, window, i)?;
+            let shorter = has_words(&own)
+                && !says_twice(&own)
+                && word_count(&own) < word_count(text)
+                && already_said(&own, &[text.as_str()]);
+            tracing::debug!(
+                utterance = i,
+                window_text = %text,
+                alone = %own,
+                kept_alone = shorter,
+                "utterance that says words twice decoded alone"
+            );
+            if shorter {
+                *text = own;
+            }
+        }
+        Ok(texts)
     }
 
     /// The text of each utterance of a packed window. A greedy decode that looks unsure
@@ -489,9 +547,12 @@ impl Transcriber {
         let first = self.decode_pack_with(state, window, self.cfg.beam_size)?;
         // A greedy decode that looks unsure is decoded again with beam search; a beam search
         // that looped is decoded again greedily.
+        // An utterance left without words is not a reason with `redecode_lost`, which decodes
+        // it alone afterwards: beam search over the same window gave the same words in 7 of 9
+        // such windows of `asterisk`, at a fifth of the call's time.
         let again = if self.cfg.beam_size <= 1 {
-            (self.cfg.rescue_beam_size > 1 && first.unsure(pk, self.cfg.rescue_logprob))
-                .then_some(self.cfg.rescue_beam_size)
+            let unsure = first.unsure(pk, self.cfg.rescue_logprob, !self.redecode_lost);
+            (self.cfg.rescue_beam_size > 1 && unsure).then_some(self.cfg.rescue_beam_size)
         } else {
             first.degenerate(pk).then_some(1)
         };
@@ -545,18 +606,10 @@ impl Transcriber {
         mut texts: Vec<String>,
     ) -> Result<Vec<String>, String> {
         let pk = window.pk;
-        if !self.cfg.redecode_lost || pk.regions.len() < 2 {
+        if !self.redecode_lost || pk.regions.len() < 2 {
             return Ok(texts);
         }
-        let alone = |state: &mut WhisperState, i: usize| {
-            self.decode_region(
-                state,
-                pk.utterance(i),
-                window.lang,
-                window.context,
-                window.n_threads,
-            )
-        };
+        let alone = |state: &mut WhisperState, i: usize| self.decode_utterance(state, window, i);
         for i in 0..texts.len() {
             if pk.regions[i].len() < UNSURE_SILENT_SAMPLES || has_words(&texts[i]) {
                 continue;
@@ -695,6 +748,17 @@ impl Transcriber {
         })
     }
 
+    /// Decodes utterance `i` of a packed window on its own.
+    fn decode_utterance(
+        &self,
+        state: &mut WhisperState,
+        window: &Window<'_>,
+        i: usize,
+    ) -> Result<String, String> {
+        let pcm = window.pk.utterance(i);
+        self.decode_region(state, pcm, window.lang, window.context, window.n_threads)
+    }
+
     /// Decodes one utterance on its own, without timestamps.
     fn decode_region(
         &self,
@@ -761,9 +825,12 @@ const UNSURE_SILENT_SAMPLES: usize = WHISPER_RATE as usize;
 
 impl Decoded {
     /// Whether the decode looks wrong: its words are improbable on average (below
-    /// `min_logprob`), an utterance the voice gate heard came back without words, or it loops.
-    fn unsure(&self, pk: &pack::Pack, min_logprob: f32) -> bool {
-        self.mean_logprob < min_logprob || loses_utterance(pk, &self.texts) || self.degenerate(pk)
+    /// `min_logprob`), it loops, or (with `lost_counts`) an utterance the voice gate heard
+    /// came back without words.
+    fn unsure(&self, pk: &pack::Pack, min_logprob: f32, lost_counts: bool) -> bool {
+        self.mean_logprob < min_logprob
+            || (lost_counts && loses_utterance(pk, &self.texts))
+            || self.degenerate(pk)
     }
 
     /// Whether whisper looped instead of transcribing: a phrase repeated over and over
@@ -853,6 +920,16 @@ fn repetitive(text: &str) -> bool {
     };
     repeated(4, 3) || repeated(6, 2)
 }
+
+/// Whether `text` says a run of at least `SAID_TWICE_UNITS` words (Chinese characters)
+/// twice in a row.
+fn says_twice(text: &str) -> bool {
+    let units = units(text);
+    (SAID_TWICE_UNITS..=units.len() / 2).any(|k| units.windows(2 * k).any(|w| w[..k] == w[k..]))
+}
+
+/// Shortest run `says_twice` looks for: a sentence, not "thank you, thank you".
+const SAID_TWICE_UNITS: usize = 4;
 
 /// Whether `text` says a run of `prompt`'s words again (six words, or six Chinese
 /// characters, in the same order): whisper copying its prompt into the next window.
@@ -1060,6 +1137,24 @@ mod tests {
     }
 
     #[test]
+    fn spots_words_said_twice_in_a_row() {
+        assert!(says_twice(
+            "Users will join the conference. Users will join the conference."
+        ));
+        assert!(says_twice(
+            "so please, press one to continue, press one to continue"
+        ));
+        assert!(says_twice("我要退款我要退款"));
+        assert!(!says_twice(
+            "Thank you, thank you. Hello? Hello? No, no, no."
+        ));
+        assert!(!says_twice(
+            "Press 1 to mute, press 2 to unmute, press 3 to leave the conference."
+        ));
+        assert!(!says_twice(""));
+    }
+
+    #[test]
     fn spots_a_prompt_said_again() {
         let prompt = "How much is it? Finally, I sent the photos of the damage two weeks ago.";
         assert!(copies(
@@ -1117,17 +1212,18 @@ mod tests {
             texts: texts.map(String::from).to_vec(),
             mean_logprob,
         };
-        assert!(!decoded(["I want a refund.", "Now."], -0.2).unsure(&pk, -0.5));
-        assert!(decoded(["I want a refund.", "Now."], -0.7).unsure(&pk, -0.5));
+        assert!(!decoded(["I want a refund.", "Now."], -0.2).unsure(&pk, -0.5, true));
+        assert!(decoded(["I want a refund.", "Now."], -0.7).unsure(&pk, -0.5, true));
         // The two-second utterance got no words: whisper gave them all to the other one.
-        assert!(decoded([" ", "I want a refund now."], -0.2).unsure(&pk, -0.5));
+        assert!(decoded([" ", "I want a refund now."], -0.2).unsure(&pk, -0.5, true));
+        assert!(!decoded([" ", "I want a refund now."], -0.2).unsure(&pk, -0.5, false));
         // A half-second utterance without words may be a cough.
-        assert!(!decoded(["I want a refund now.", ""], -0.2).unsure(&pk, -0.5));
+        assert!(!decoded(["I want a refund now.", ""], -0.2).unsure(&pk, -0.5, true));
         // Loops are unsure however probable their words: a repeated phrase, or more words
         // than four seconds of audio hold.
         let looped = "please send it to claims with your claim number in the subject ".repeat(3);
         assert!(decoded(["I want a refund.", &looped], -0.1).degenerate(&pk));
-        assert!(decoded(["I want a refund.", &looped], -0.1).unsure(&pk, -0.5));
+        assert!(decoded(["I want a refund.", &looped], -0.1).unsure(&pk, -0.5, false));
         let many: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
         assert!(decoded(["I want a refund.", &many.join(" ")], -0.1).degenerate(&pk));
         assert!(!decoded(["I want a refund.", "Now."], -0.2).degenerate(&pk));

@@ -41,7 +41,7 @@ pub async fn run(data_dir: &Path, cmd: Cmd) -> Result<i32> {
             let dir = dir.unwrap_or_else(|| data_dir.join("models"));
             let path = fetch(&name, &dir)
                 .await
-                .with_context(|| format!("cannot fetch model {name}; without internet access use `callqa model import-ct2`"))?;
+                .with_context(|| format!("cannot fetch model {name}"))?;
             println!("{}", path.display());
         }
         Cmd::ImportCt2 { dir, out, quantize } => {

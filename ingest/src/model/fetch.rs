@@ -88,9 +88,15 @@ pub async fn fetch_from(
         .await
         .map_err(|e| ModelError::io(dest_dir, e))?;
     let url = format!("{}/{file_name}", base_url.trim_end_matches('/'));
+    let offline = if VAD_MODEL_NAMES.contains(&name) {
+        "convert a Silero ONNX model (faster-whisper ships one) with `callqa model import-silero`"
+    } else {
+        "convert a CTranslate2 model with `callqa model import-ct2`"
+    };
     let network = |source| ModelError::Network {
         url: url.clone(),
         dest: dest.clone(),
+        offline,
         source,
     };
 
@@ -209,6 +215,16 @@ mod tests {
         assert!(
             msg.contains("import-ct2"),
             "the error says what to do: {msg}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        let err = fetch_from("http://127.0.0.1:9", "silero-v6.2.0", dir.path())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("import-silero") && !msg.contains("import-ct2"),
+            "a voice-activity model names its own converter: {msg}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -51,12 +51,13 @@ pub enum ModelError {
     UnknownModel { name: String },
     #[error(
         "cannot download {url}: {source}. If this machine has no internet access, \
-         download the file elsewhere and copy it to {dest}, or convert a CTranslate2 \
-         model with `callqa model import-ct2`"
+         download the file elsewhere and copy it to {dest}, or {offline}"
     )]
     Network {
         url: String,
         dest: PathBuf,
+        /// What to do instead without internet: the converter for this kind of model.
+        offline: &'static str,
         #[source]
         source: reqwest::Error,
     },

@@ -117,8 +117,8 @@ fn parse_tensor(buf: &[u8]) -> Result<Option<(String, Tensor)>, String> {
         Some(b) => le_floats(b)?,
         None => floats,
     };
-    let n: usize = dims.iter().product();
-    if data.len() != n {
+    let n = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if n != Some(data.len()) {
         return Err(format!(
             "tensor `{name}`: {} values for dimensions {dims:?}{}",
             data.len(),
