@@ -547,11 +547,13 @@ impl Transcriber {
         let first = self.decode_pack_with(state, window, self.cfg.beam_size)?;
         // A greedy decode that looks unsure is decoded again with beam search; a beam search
         // that looped is decoded again greedily.
-        // An utterance left without words is not a reason with `redecode_lost`, which decodes
-        // it alone afterwards: beam search over the same window gave the same words in 7 of 9
-        // such windows of `asterisk`, at a fifth of the call's time.
+        // An utterance left without words is not a reason where `redecode_lost` decodes it
+        // alone afterwards (windows of two utterances or more): beam search over the same
+        // window gave the same words in 7 of 9 such windows of `asterisk`, at a fifth of the
+        // call's time.
         let again = if self.cfg.beam_size <= 1 {
-            let unsure = first.unsure(pk, self.cfg.rescue_logprob, !self.redecode_lost);
+            let lost_counts = !self.decodes_lost_alone(pk);
+            let unsure = first.unsure(pk, self.cfg.rescue_logprob, lost_counts);
             (self.cfg.rescue_beam_size > 1 && unsure).then_some(self.cfg.rescue_beam_size)
         } else {
             first.degenerate(pk).then_some(1)
@@ -589,6 +591,12 @@ impl Transcriber {
         })
     }
 
+    /// Whether `redecode_lost` looks at `pk`: on, and the window holds two utterances or
+    /// more (one alone is what the window already decoded).
+    fn decodes_lost_alone(&self, pk: &pack::Pack) -> bool {
+        self.redecode_lost && pk.regions.len() >= 2
+    }
+
     /// With `redecode_lost`, decodes each utterance of a second or more that `texts` left
     /// without words on its own. When most of its words already stand in a neighbouring
     /// utterance, that neighbour is decoded alone too, and:
@@ -606,7 +614,7 @@ impl Transcriber {
         mut texts: Vec<String>,
     ) -> Result<Vec<String>, String> {
         let pk = window.pk;
-        if !self.redecode_lost || pk.regions.len() < 2 {
+        if !self.decodes_lost_alone(pk) {
             return Ok(texts);
         }
         let alone = |state: &mut WhisperState, i: usize| self.decode_utterance(state, window, i);
