@@ -6,7 +6,7 @@
 use crate::error::{IngestError, Result};
 use crate::vad::Region;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::Mutex;
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
 
 /// Samples per probability (32 ms at 16 kHz).
@@ -27,13 +27,9 @@ const MIN_SPEECH_FRAMES: usize = 5;
 pub const PAD_MS: u32 = 400;
 pub const MAX_GAP_MS: u32 = 1000;
 
-/// Silero contexts loaded: one per channel of a stereo call, so both channels are checked
-/// at once.
-const CONTEXTS: usize = 2;
-
-/// A loaded Silero model; each of its contexts takes one utterance at a time.
+/// A loaded Silero model; one utterance at a time goes through it.
 pub struct SpeechGate {
-    ctxs: Vec<Mutex<WhisperVadContext>>,
+    ctx: Mutex<WhisperVadContext>,
 }
 
 impl SpeechGate {
@@ -46,37 +42,18 @@ impl SpeechGate {
             .to_str()
             .filter(|_| path.is_file())
             .ok_or_else(|| fail("no such file (transcribe.vad_model)".into()))?;
-        let ctxs = (0..CONTEXTS)
-            .map(|_| {
-                let mut params = WhisperVadContextParams::new();
-                // A tiny network run frame by frame: a second thread only adds waiting.
-                params.set_n_threads(1);
-                WhisperVadContext::new(name, params).map(Mutex::new)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| {
-                fail(format!(
-                    "whisper.cpp could not load it as a Silero VAD model ({e}); convert one \
-                     with `callqa model import-silero`"
-                ))
-            })?;
-        Ok(SpeechGate { ctxs })
-    }
-
-    /// A free context, or (all busy) the first one once it is free.
-    fn context(&self) -> MutexGuard<'_, WhisperVadContext> {
-        self.ctxs
-            .iter()
-            .find_map(|m| match m.try_lock() {
-                Ok(guard) => Some(guard),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            })
-            .unwrap_or_else(|| {
-                self.ctxs[0]
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-            })
+        let mut params = WhisperVadContextParams::new();
+        // A tiny network run frame by frame: a second thread only adds waiting.
+        params.set_n_threads(1);
+        let ctx = WhisperVadContext::new(name, params).map_err(|e| {
+            fail(format!(
+                "whisper.cpp could not load it as a Silero VAD model ({e}); convert one with \
+                 `callqa model import-silero`"
+            ))
+        })?;
+        Ok(SpeechGate {
+            ctx: Mutex::new(ctx),
+        })
     }
 
     /// Speech probability of each 512-sample (32 ms) frame of `pcm` (16 kHz).
@@ -84,7 +61,10 @@ impl SpeechGate {
         if pcm.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ctx = self.context();
+        let mut ctx = self
+            .ctx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         ctx.detect_speech(pcm).map_err(|e| IngestError::Model {
             path: "Silero VAD".into(),
             reason: format!("speech detection failed: {e}"),

@@ -366,44 +366,26 @@ impl Transcriber {
             vec![(0, Speaker::Mixed)]
         };
         let vad = vad_params(&self.cfg);
-        let prepare = |(idx, speaker): (usize, Speaker)| -> Result<Channel> {
-            let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
-            let regions = if self.cfg.vad {
-                let regions = speech_regions(&pcm, &vad);
-                match &self.gate {
-                    Some(gate) => gate.keep_speech(&pcm, regions)?,
-                    None => regions,
-                }
-            } else {
-                fixed_windows(pcm.len())
-            };
-            Ok(Channel {
-                speaker,
-                pcm,
-                regions,
-            })
-        };
-        if self.cfg.threads < 2 || layout.len() < 2 {
-            return layout.into_iter().map(prepare).collect();
-        }
-        // Resampling and voice gating of the two channels at once.
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = layout
-                .into_iter()
-                .map(|ch| scope.spawn(move || prepare(ch)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(IngestError::BadData {
-                            what: "audio".into(),
-                            reason: "a channel's preparation panicked".into(),
-                        })
-                    })
+        layout
+            .into_iter()
+            .map(|(idx, speaker)| {
+                let pcm = resample(&audio.channels[idx], audio.sample_rate, WHISPER_RATE)?;
+                let regions = if self.cfg.vad {
+                    let regions = speech_regions(&pcm, &vad);
+                    match &self.gate {
+                        Some(gate) => gate.keep_speech(&pcm, regions)?,
+                        None => regions,
+                    }
+                } else {
+                    fixed_windows(pcm.len())
+                };
+                Ok(Channel {
+                    speaker,
+                    pcm,
+                    regions,
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 
     /// Detects the call's language once, from the longest utterance of each channel.

@@ -50,7 +50,7 @@ pub enum ModelError {
     )]
     UnknownModel { name: String },
     #[error(
-        "cannot download {url}: {source}. If this machine has no internet access, \
+        "cannot download {url}. If this machine has no internet access, \
          download the file elsewhere and copy it to {dest}, or {offline}"
     )]
     Network {
