@@ -134,7 +134,7 @@ impl Transcriber {
         let vad_model = match &cfg.vad_model {
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) => Some(p.clone()),
-            None => path.parent().and_then(|dir| default_vad_model(&[dir])),
+            None => path.parent().and_then(default_vad_model),
         };
         let gate = match vad_model {
             Some(p) if cfg.vad => {

@@ -29,7 +29,7 @@ pub enum Cmd {
     },
     /// Convert a Silero voice-activity model (ONNX, e.g. faster-whisper's
     /// `faster_whisper/assets/silero_vad_v6.onnx`) to whisper.cpp's ggml VAD format.
-    /// Installed as `ggml-silero-v6.bin` next to the whisper model (or in
+    /// Installed as `ggml-silero-v6.bin` next to the whisper model (by default in
     /// <data-dir>/models), callqa uses it to tell speech from noise.
     #[command(name = "import-silero")]
     ImportSilero { onnx: PathBuf, out: PathBuf },

@@ -25,7 +25,7 @@ pub use fetch::{
     fetch, fetch_from, model_file_name, HF_BASE_URL, MODEL_NAMES, VAD_BASE_URL, VAD_MODEL_NAMES,
 };
 pub use ggml::{read_hparams, Hparams};
-pub use silero::{import_silero, SileroSummary, SILERO_FILE};
+pub use silero::{import_silero, SileroSummary};
 
 /// Everything that can go wrong while importing or fetching a model. Every
 /// variant names the file, tensor or URL it is about.
@@ -192,23 +192,21 @@ pub fn default_model(models_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| models_dir.join("ggml-base.bin"))
 }
 
-/// The Silero voice-activity model to use when none is configured: a `ggml-silero*.bin`
-/// in the first of `dirs` that holds one (the newest version by name), else none.
-pub fn default_vad_model(dirs: &[&Path]) -> Option<PathBuf> {
-    dirs.iter().find_map(|dir| {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("ggml-silero") && n.ends_with(".bin"))
-            })
-            .collect();
-        found.sort();
-        found.pop()
-    })
+/// The Silero voice-activity model to use when none is configured: the newest (by name)
+/// `ggml-silero*.bin` in `dir`, else none.
+pub fn default_vad_model(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ggml-silero") && n.ends_with(".bin"))
+        })
+        .collect();
+    found.sort();
+    found.pop()
 }
 
 /// What `import_ct2` wrote.
@@ -284,17 +282,15 @@ mod tests {
     }
 
     #[test]
-    fn vad_model_is_the_newest_silero_file_of_the_first_dir_holding_one() {
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        assert_eq!(default_vad_model(&[a.path(), b.path()]), None);
-        std::fs::write(b.path().join("ggml-silero-v5.1.2.bin"), b"x").unwrap();
-        std::fs::write(b.path().join("ggml-silero-v6.2.0.bin"), b"x").unwrap();
-        std::fs::write(a.path().join("ggml-base.bin"), b"x").unwrap();
-        let want = b.path().join("ggml-silero-v6.2.0.bin");
-        assert_eq!(default_vad_model(&[a.path(), b.path()]), Some(want));
-        std::fs::write(a.path().join(SILERO_FILE), b"x").unwrap();
-        let want = a.path().join(SILERO_FILE);
-        assert_eq!(default_vad_model(&[a.path(), b.path()]), Some(want));
+    fn vad_model_is_the_newest_silero_file_of_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ggml-base.bin"), b"x").unwrap();
+        assert_eq!(default_vad_model(dir.path()), None);
+        std::fs::write(dir.path().join("ggml-silero-v5.1.2.bin"), b"x").unwrap();
+        std::fs::write(dir.path().join("ggml-silero-v6.2.0.bin"), b"x").unwrap();
+        let want = dir.path().join("ggml-silero-v6.2.0.bin");
+        assert_eq!(default_vad_model(dir.path()), Some(want));
+        assert_eq!(default_vad_model(&dir.path().join("missing")), None);
     }
 
     #[test]

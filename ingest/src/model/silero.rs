@@ -12,10 +12,6 @@ use super::ModelError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The file name the importer and `callqa model fetch silero` install under, and that
-/// callqa looks for next to the whisper model (`ggml-silero*.bin`).
-pub const SILERO_FILE: &str = "ggml-silero-v6.bin";
-
 /// What `import_silero` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SileroSummary {
