@@ -84,6 +84,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Before any thread starts: it sets OPENBLAS_CORETYPE for OpenBLAS to read.
+    callqa_ingest::blas::select_kernels();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

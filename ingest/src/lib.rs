@@ -1,6 +1,7 @@
 //! callqa-ingest: the recording pipeline's foundation — object storage, call metadata,
 //! the durable job queue, audio decoding and whisper transcription.
 
+pub mod blas;
 pub mod booking;
 pub mod config;
 pub mod db;
