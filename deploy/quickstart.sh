@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/callqa/target}"
-for p in cmake libclang-dev libgomp1 libopenblas-dev; do
-  dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q cmake libclang-dev clang libgomp1 libopenblas-dev; break; }
+for p in cmake libclang-dev libgomp1 libopenblas-dev libgsm1-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q cmake libclang-dev clang libgomp1 libopenblas-dev libgsm1-dev; break; }
 done
 cargo build --bin callqa
 bin="$CARGO_TARGET_DIR/debug/callqa"

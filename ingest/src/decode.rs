@@ -1,6 +1,6 @@
 //! Audio decoding with symphonia: WAV (PCM, G.711 μ-law/A-law), FLAC, MP3, Ogg Vorbis, AAC,
-//! and Opus (Ogg, WebM) through libopus; any rate, mono or stereo, into per-channel f32
-//! samples. Bad input fails with a reason.
+//! Opus (Ogg, WebM) through libopus and GSM 06.10 (WAV, raw `.gsm`) through libgsm; any
+//! rate, mono or stereo, into per-channel f32 samples. Bad input fails with a reason.
 
 use crate::error::{IngestError, Result};
 use std::sync::LazyLock;
@@ -77,12 +77,23 @@ fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
         return Err(fail("the file is empty (0 bytes)".into()));
     }
     let size = data.len();
+    let extension = std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str());
+    if let Some(gsm) = crate::gsm::decode(&data, extension) {
+        let gsm = gsm.map_err(fail)?;
+        let held = gsm.samples.len() as f64 / f64::from(gsm.sample_rate);
+        if let Some(reason) = gsm.announced_seconds.and_then(|a| truncated(held, a)) {
+            return Err(fail(reason));
+        }
+        return Ok(Audio {
+            sample_rate: gsm.sample_rate,
+            channels: vec![gsm.samples],
+        });
+    }
     let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(data)), Default::default());
     let mut hint = Hint::new();
-    if let Some(ext) = std::path::Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-    {
+    if let Some(ext) = extension {
         hint.with_extension(&ext.to_ascii_lowercase());
     }
     let probed = symphonia::default::get_probe()
@@ -185,12 +196,8 @@ fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
         }
         None => n as f64 / rate,
     });
-    if let Some(announced) = announced {
-        if held < announced * (1.0 - TRUNCATION_TOLERANCE) {
-            return Err(fail(format!(
-                "truncated: the header announces {announced:.1} s of audio but the file holds {held:.1} s"
-            )));
-        }
+    if let Some(reason) = announced.and_then(|a| truncated(held, a)) {
+        return Err(fail(reason));
     }
     if sample_rate == 0 {
         return Err(fail("unknown sample rate".into()));
@@ -198,6 +205,14 @@ fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
     Ok(Audio {
         sample_rate,
         channels,
+    })
+}
+
+/// Why a file holding `held` seconds is cut short against the `announced` seconds of its
+/// header, if it is.
+fn truncated(held: f64, announced: f64) -> Option<String> {
+    (held < announced * (1.0 - TRUNCATION_TOLERANCE)).then(|| {
+        format!("truncated: the header announces {announced:.1} s of audio but the file holds {held:.1} s")
     })
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod decode;
 pub mod error;
+pub mod gsm;
 pub mod metrics;
 pub mod model;
 pub mod queue;

@@ -108,10 +108,14 @@ pub enum AudioFormat {
     WebmOpus,
     /// AAC-LC in MP4 (.m4a), as phones' call recorders write it (ffmpeg's encoder, 32 kbit/s).
     M4aAac,
+    /// WAV, GSM 06.10 (format tag 0x31, Asterisk's `wav49`; 8 kHz mono).
+    WavGsm,
+    /// Raw GSM 06.10 frames (Asterisk's `.gsm`; 8 kHz mono).
+    RawGsm,
 }
 
 impl AudioFormat {
-    pub const ALL: [AudioFormat; 9] = [
+    pub const ALL: [AudioFormat; 11] = [
         AudioFormat::Wav16,
         AudioFormat::WavUlaw,
         AudioFormat::WavAlaw,
@@ -121,6 +125,8 @@ impl AudioFormat {
         AudioFormat::OggOpus,
         AudioFormat::WebmOpus,
         AudioFormat::M4aAac,
+        AudioFormat::WavGsm,
+        AudioFormat::RawGsm,
     ];
 
     /// Whether sox writes (and reads) this format itself; Opus and AAC go through
@@ -135,7 +141,11 @@ impl AudioFormat {
     /// File extension a recording in this format carries.
     pub fn extension(self) -> &'static str {
         match self {
-            AudioFormat::Wav16 | AudioFormat::WavUlaw | AudioFormat::WavAlaw => "wav",
+            AudioFormat::Wav16
+            | AudioFormat::WavUlaw
+            | AudioFormat::WavAlaw
+            | AudioFormat::WavGsm => "wav",
+            AudioFormat::RawGsm => "gsm",
             AudioFormat::Flac => "flac",
             AudioFormat::Mp3 => "mp3",
             AudioFormat::OggVorbis => "ogg",
@@ -153,6 +163,9 @@ impl AudioFormat {
             AudioFormat::Flac => &["-t", "flac", "-b", "16"],
             AudioFormat::Mp3 => &["-t", "mp3"],
             AudioFormat::OggVorbis => &["-t", "vorbis"],
+            // GSM is 8 kHz mono.
+            AudioFormat::WavGsm => &["-t", "wav", "-e", "gsm-full-rate", "-r", "8000", "-c", "1"],
+            AudioFormat::RawGsm => &["-t", "gsm", "-r", "8000", "-c", "1"],
             // sox writes no Opus or AAC: a 16-bit WAV for opusenc or ffmpeg.
             AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac => {
                 &["-t", "wav", "-e", "signed", "-b", "16"]
@@ -199,7 +212,8 @@ pub fn resample(input: &Path, out: &Path, rate: u32) -> Result<()> {
 }
 
 /// Re-encodes `input` (any format sox reads) as `format` at the same channel count,
-/// and the same rate except for Opus (decoded at 48 kHz whatever went in).
+/// and the same rate except for Opus (decoded at 48 kHz whatever went in) and GSM (8 kHz
+/// mono).
 pub fn convert(input: &Path, out: &Path, format: AudioFormat) -> Result<()> {
     let sox = |to: &Path| {
         run(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -161,7 +161,33 @@ pub fn audio_content_type(key: &str) -> &'static str {
         Some("ogg" | "oga" | "opus") => "audio/ogg",
         Some("m4a" | "mp4") => "audio/mp4",
         Some("webm") => "audio/webm",
+        Some("gsm") => "audio/x-gsm",
         _ => "application/octet-stream",
+    }
+}
+
+/// A recording browsers cannot play (GSM 06.10) as a 16-bit PCM WAV, decoded afresh for
+/// each request (GSM decodes at hundreds of times real time); `None` for the others.
+async fn playable_wav(storage: &Storage, key: &str, size: u64) -> Result<Option<Bytes>, WebError> {
+    let extension = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    if size == 0 || !matches!(extension.as_deref(), Some("wav" | "gsm")) {
+        return Ok(None);
+    }
+    let head = storage.get_range(key, 0..size.min(512)).await?;
+    if !callqa_ingest::gsm::is_gsm(&head, extension.as_deref()) {
+        return Ok(None);
+    }
+    let data = storage.get(key).await?;
+    let key = key.to_string();
+    let wav = tokio::task::spawn_blocking(move || {
+        callqa_ingest::gsm::to_pcm_wav(&data, extension.as_deref())
+    })
+    .await
+    .map_err(|e| WebError::Task(e.to_string()))?;
+    match wav {
+        Some(Ok(wav)) => Ok(Some(Bytes::from(wav))),
+        Some(Err(reason)) => Err(WebError::Task(format!("recording {key}: {reason}"))),
+        None => Ok(None),
     }
 }
 
@@ -220,12 +246,15 @@ pub async fn audio(
     user.require(Role::Analyst, "listen to recordings")?;
     let row = get_row(&state, &id).await?;
     let key = row.recording_key.clone();
-    let size = state
+    let stored_size = state
         .storage
         .size(&key)
         .await?
         .ok_or_else(|| WebError::NotFound(format!("recording {key} of call {id}")))?;
-    let ctype = audio_content_type(&key);
+    let (ctype, size, transcoded) = match playable_wav(&state.storage, &key, stored_size).await? {
+        Some(wav) => ("audio/wav", wav.len() as u64, Some(wav)),
+        None => (audio_content_type(&key), stored_size, None),
+    };
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) => match parse_range(v, size) {
@@ -248,14 +277,20 @@ pub async fn audio(
     }
     let (status, body, content_range) = match range {
         Some(r) => {
-            let bytes = state.storage.get_range(&key, r.clone()).await?;
+            let bytes = match &transcoded {
+                Some(wav) => wav.slice(r.start as usize..r.end as usize),
+                None => state.storage.get_range(&key, r.clone()).await?,
+            };
             (
                 StatusCode::PARTIAL_CONTENT,
                 bytes,
                 Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
             )
         }
-        None => (StatusCode::OK, state.storage.get(&key).await?, None),
+        None => match transcoded {
+            Some(wav) => (StatusCode::OK, wav, None),
+            None => (StatusCode::OK, state.storage.get(&key).await?, None),
+        },
     };
     let mut res = Response::builder()
         .status(status)
