@@ -1,6 +1,7 @@
 //! Audio decoding with symphonia: WAV (PCM, G.711 μ-law/A-law), FLAC, MP3, Ogg Vorbis, AAC,
-//! Opus (Ogg, WebM) through libopus and GSM 06.10 (WAV, raw `.gsm`) through libgsm; any
-//! rate, mono or stereo, into per-channel f32 samples. Bad input fails with a reason.
+//! Opus (Ogg, WebM) through libopus, GSM 06.10 (WAV, raw `.gsm`) through libgsm, Sun `.au`
+//! and Asterisk's headerless G.711 and linear files; any rate, mono or stereo, into
+//! per-channel f32 samples. Bad input fails with a reason.
 
 use crate::error::{IngestError, Result};
 use std::sync::LazyLock;
@@ -91,6 +92,10 @@ fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
             channels: vec![gsm.samples],
         });
     }
+    let data = match crate::pbx_audio::as_wav(&data, extension) {
+        Some(wav) => wav.map_err(fail)?,
+        None => data,
+    };
     let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(data)), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = extension {
@@ -208,6 +213,38 @@ fn decode_unguarded(data: Vec<u8>, name: &str) -> Result<Audio> {
     })
 }
 
+/// Whether browsers cannot play a recording, from its first bytes (512 are enough) and its
+/// extension: GSM 06.10, Sun `.au` and Asterisk's headerless files.
+pub fn needs_transcoding(head: &[u8], extension: Option<&str>) -> bool {
+    crate::gsm::is_gsm(head, extension) || crate::pbx_audio::is_pbx_audio(head, extension)
+}
+
+/// Decoded audio as a 16-bit PCM WAV (channels interleaved), which every player plays.
+pub fn pcm_wav(audio: &Audio) -> Vec<u8> {
+    let channels = audio.channels.len().max(1) as u16;
+    let len = u32::try_from(audio.frames() * usize::from(channels) * 2).unwrap_or(u32::MAX - 64);
+    let mut wav = Vec::with_capacity(44 + len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&audio.sample_rate.to_le_bytes());
+    wav.extend_from_slice(&(audio.sample_rate * u32::from(channels) * 2).to_le_bytes());
+    wav.extend_from_slice(&(channels * 2).to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&len.to_le_bytes());
+    for i in 0..audio.frames() {
+        for ch in &audio.channels {
+            let s = (ch[i] * 32768.0).clamp(-32768.0, 32767.0) as i16;
+            wav.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    wav
+}
+
 /// Why a file holding `held` seconds is cut short against the `announced` seconds of its
 /// header, if it is.
 fn truncated(held: f64, announced: f64) -> Option<String> {
@@ -255,6 +292,17 @@ mod tests {
         assert_eq!(a.frames(), 8000);
         assert_eq!(a.duration_ms(), 1000);
         assert!((a.channels[1][5] - (-1000.0 / 32768.0)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn pcm_wav_reads_back_the_same() {
+        let frames: Vec<Vec<i16>> = (0..800).map(|i| vec![i * 10, -i]).collect();
+        let a = decode(wav(2, 8000, &frames), "x.wav").unwrap();
+        let again = decode(pcm_wav(&a), "y.wav").unwrap();
+        assert_eq!(again.channels, a.channels);
+        assert_eq!(again.sample_rate, 8000);
+        assert!(needs_transcoding(b"", Some("ulaw")));
+        assert!(!needs_transcoding(&pcm_wav(&a)[..44], Some("wav")));
     }
 
     #[test]

@@ -65,32 +65,6 @@ pub fn is_gsm(head: &[u8], extension: Option<&str>) -> bool {
             .any(|c| c.id == b"fmt " && le16(&head[c.body], 0) == Some(WAVE_FORMAT_GSM610))
 }
 
-/// A GSM recording as a 16-bit PCM WAV, which every player plays; `None` if it is not GSM.
-pub fn to_pcm_wav(data: &[u8], extension: Option<&str>) -> Option<Result<Vec<u8>, String>> {
-    let audio = match decode(data, extension)? {
-        Ok(a) => a,
-        Err(e) => return Some(Err(e)),
-    };
-    let len = u32::try_from(audio.samples.len() * 2).ok()?;
-    let mut wav = Vec::with_capacity(44 + len as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&audio.sample_rate.to_le_bytes());
-    wav.extend_from_slice(&(audio.sample_rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&len.to_le_bytes());
-    for s in &audio.samples {
-        wav.extend_from_slice(&((s * 32768.0).clamp(-32768.0, 32767.0) as i16).to_le_bytes());
-    }
-    Some(Ok(wav))
-}
-
 /// A libgsm decoder state.
 struct Decoder(NonNull<c_void>);
 
@@ -350,10 +324,6 @@ mod tests {
         let mut pcm = v.clone();
         pcm[20] = 1;
         assert!(!is_gsm(&pcm[..60], Some("wav")));
-        let wav = to_pcm_wav(&v, Some("wav")).unwrap().unwrap();
-        assert_eq!(&wav[..4], b"RIFF");
-        assert_eq!(wav.len(), 44 + 1000 * 2);
-        assert!(to_pcm_wav(&pcm, Some("wav")).is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gsm;
 pub mod metrics;
 pub mod model;
+pub mod pbx_audio;
 pub mod queue;
 pub mod resample;
 pub mod speech_gate;

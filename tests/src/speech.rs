@@ -112,10 +112,16 @@ pub enum AudioFormat {
     WavGsm,
     /// Raw GSM 06.10 frames (Asterisk's `.gsm`; 8 kHz mono).
     RawGsm,
+    /// Headerless G.711 μ-law (Asterisk's `.ulaw`; 8 kHz mono).
+    RawUlaw,
+    /// Headerless 16-bit signed linear (Asterisk's `.sln`; 8 kHz mono).
+    RawSln,
+    /// Sun/NeXT `.au`, 16-bit big-endian linear, at the source's rate.
+    AuPcm16,
 }
 
 impl AudioFormat {
-    pub const ALL: [AudioFormat; 11] = [
+    pub const ALL: [AudioFormat; 14] = [
         AudioFormat::Wav16,
         AudioFormat::WavUlaw,
         AudioFormat::WavAlaw,
@@ -127,6 +133,9 @@ impl AudioFormat {
         AudioFormat::M4aAac,
         AudioFormat::WavGsm,
         AudioFormat::RawGsm,
+        AudioFormat::RawUlaw,
+        AudioFormat::RawSln,
+        AudioFormat::AuPcm16,
     ];
 
     /// Whether sox writes (and reads) this format itself; Opus and AAC go through
@@ -138,6 +147,18 @@ impl AudioFormat {
         )
     }
 
+    /// Channels a recording of `channels` keeps in this format: GSM and Asterisk's
+    /// headerless formats are mono.
+    pub fn channels_of(self, channels: u16) -> u16 {
+        match self {
+            AudioFormat::WavGsm
+            | AudioFormat::RawGsm
+            | AudioFormat::RawUlaw
+            | AudioFormat::RawSln => 1,
+            _ => channels,
+        }
+    }
+
     /// File extension a recording in this format carries.
     pub fn extension(self) -> &'static str {
         match self {
@@ -146,6 +167,9 @@ impl AudioFormat {
             | AudioFormat::WavAlaw
             | AudioFormat::WavGsm => "wav",
             AudioFormat::RawGsm => "gsm",
+            AudioFormat::RawUlaw => "ulaw",
+            AudioFormat::RawSln => "sln",
+            AudioFormat::AuPcm16 => "au",
             AudioFormat::Flac => "flac",
             AudioFormat::Mp3 => "mp3",
             AudioFormat::OggVorbis => "ogg",
@@ -166,6 +190,11 @@ impl AudioFormat {
             // GSM is 8 kHz mono.
             AudioFormat::WavGsm => &["-t", "wav", "-e", "gsm-full-rate", "-r", "8000", "-c", "1"],
             AudioFormat::RawGsm => &["-t", "gsm", "-r", "8000", "-c", "1"],
+            AudioFormat::RawUlaw => &["-t", "ul", "-r", "8000", "-c", "1"],
+            AudioFormat::RawSln => &[
+                "-t", "raw", "-e", "signed", "-b", "16", "-L", "-r", "8000", "-c", "1",
+            ],
+            AudioFormat::AuPcm16 => &["-t", "au", "-e", "signed", "-b", "16"],
             // sox writes no Opus or AAC: a 16-bit WAV for opusenc or ffmpeg.
             AudioFormat::OggOpus | AudioFormat::WebmOpus | AudioFormat::M4aAac => {
                 &["-t", "wav", "-e", "signed", "-b", "16"]
@@ -212,8 +241,8 @@ pub fn resample(input: &Path, out: &Path, rate: u32) -> Result<()> {
 }
 
 /// Re-encodes `input` (any format sox reads) as `format` at the same channel count,
-/// and the same rate except for Opus (decoded at 48 kHz whatever went in) and GSM (8 kHz
-/// mono).
+/// and the same rate except for Opus (decoded at 48 kHz whatever went in) and GSM and
+/// Asterisk's headerless formats (8 kHz mono).
 pub fn convert(input: &Path, out: &Path, format: AudioFormat) -> Result<()> {
     let sox = |to: &Path| {
         run(
@@ -562,8 +591,17 @@ mod tests {
                     "apt-get install -y ffmpeg",
                 )
             } else {
+                // Headerless files: sox needs to be told what they hold.
+                let input: &[&str] = match format {
+                    AudioFormat::RawUlaw => &["-t", "ul", "-r", "8000", "-c", "1"],
+                    AudioFormat::RawSln => &[
+                        "-t", "raw", "-e", "signed", "-b", "16", "-L", "-r", "8000", "-c", "1",
+                    ],
+                    _ => &[],
+                };
                 run(
                     Command::new("sox")
+                        .args(input)
                         .arg(&out)
                         .args(["-b", "16", "-e", "signed"])
                         .arg(&back),
@@ -572,8 +610,9 @@ mod tests {
             };
             decode.expect("decode back");
             let (spec, samples) = read_wav(&back).expect("read back");
-            assert_eq!(spec.channels, 2, "{format:?}");
-            let seconds = samples.len() as f64 / 2.0 / f64::from(spec.sample_rate);
+            assert_eq!(spec.channels, format.channels_of(2), "{format:?}");
+            let seconds =
+                samples.len() as f64 / f64::from(spec.channels) / f64::from(spec.sample_rate);
             assert!((1.4..1.7).contains(&seconds), "{format:?}: {seconds} s");
         }
     }

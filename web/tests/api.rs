@@ -483,79 +483,94 @@ async fn viewer_never_sees_a_full_number() {
     }
 }
 
-/// A GSM 06.10 recording (sox through libgsm, Asterisk's `wav49`), which browsers cannot
-/// play, is served as 16-bit PCM WAV, whole and by range.
+/// Recordings browsers cannot play, made by a real encoder (sox; GSM 06.10 through libgsm,
+/// as Asterisk's `wav49`, and Asterisk's headerless μ-law `.ulaw`), are served as 16-bit PCM
+/// WAV, whole and by range.
 #[tokio::test]
-async fn gsm_recordings_play_as_pcm_wav() {
+async fn gsm_and_headerless_recordings_play_as_pcm_wav() {
     let e = env().await;
     let dir = tempfile::tempdir().unwrap();
-    let gsm = dir.path().join("g.wav");
-    let status = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-e", "gsm-full-rate"])
-        .arg(&gsm)
-        .args(["synth", "2", "sine", "440"])
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "sox failed or is missing (apt-get install -y sox)"
-    );
-    let key = "recordings/2026/03/09/c-gsm.wav";
-    e.state.storage.put_file(key, &gsm).await.unwrap();
-    let started = "2026-03-09T11:00:00.000Z";
-    e.state
-        .db
-        .insert_call(&CallRow {
-            call_id: "c-gsm".into(),
-            status: "done".into(),
-            campaign: None,
-            agent: None,
-            customer: None,
-            started_at: started.into(),
-            duration_ms: Some(2000),
-            language: None,
-            recording_key: key.into(),
-            recording_bytes: std::fs::metadata(&gsm).unwrap().len() as i64,
-            source_name: Some("g.wav".into()),
-            transcript_key: None,
-            error: None,
-            created_at: started.into(),
-            updated_at: started.into(),
-        })
-        .await
-        .unwrap();
     let auth = format!("Bearer {}", e.analyst);
-    let uri = "/api/calls/c-gsm/audio";
-    let whole = send(&e.app, Method::GET, uri, &[("authorization", &auth)], "").await;
-    assert_eq!(whole.status, StatusCode::OK);
-    assert_eq!(whole.headers[header::CONTENT_TYPE], "audio/wav");
-    let wav = whole.body.clone();
-    // 44-byte header, PCM (format tag 1), mono, 8 kHz, 2 s of 16-bit samples.
-    assert_eq!(&wav[..4], b"RIFF");
-    assert_eq!(u16::from_le_bytes([wav[20], wav[21]]), 1);
-    assert_eq!(
-        u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
-        8000
-    );
-    assert_eq!(wav.len(), 44 + 2 * 16_000);
-    let loud = wav[44..]
-        .chunks_exact(2)
-        .filter(|s| i16::from_le_bytes([s[0], s[1]]).abs() > 1000)
-        .count();
-    assert!(loud > 8000, "the tone decodes: {loud} loud samples");
-    let part = send(
-        &e.app,
-        Method::GET,
-        uri,
-        &[("authorization", &auth), ("range", "bytes=1000-1999")],
-        "",
-    )
-    .await;
-    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(
-        part.headers[header::CONTENT_RANGE],
-        format!("bytes 1000-1999/{}", wav.len())
-    );
-    assert_eq!(part.body, wav[1000..2000]);
+    for (n, (file, sox_out)) in [
+        ("g.wav", &["-e", "gsm-full-rate"][..]),
+        ("g.ulaw", &["-t", "ul"][..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(file);
+        let status = std::process::Command::new("sox")
+            .args(["-n", "-r", "8000", "-c", "1"])
+            .args(sox_out)
+            .arg(&path)
+            .args(["synth", "2", "sine", "440"])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "sox failed or is missing (apt-get install -y sox)"
+        );
+        let call = format!("c-pbx-{n}");
+        let key = format!(
+            "recordings/2026/03/09/{call}.{}",
+            file.rsplit('.').next().unwrap()
+        );
+        e.state.storage.put_file(&key, &path).await.unwrap();
+        let started = "2026-03-09T11:00:00.000Z";
+        e.state
+            .db
+            .insert_call(&CallRow {
+                call_id: call.clone(),
+                status: "done".into(),
+                campaign: None,
+                agent: None,
+                customer: None,
+                started_at: started.into(),
+                duration_ms: Some(2000),
+                language: None,
+                recording_key: key.clone(),
+                recording_bytes: std::fs::metadata(&path).unwrap().len() as i64,
+                source_name: Some(file.into()),
+                transcript_key: None,
+                error: None,
+                created_at: started.into(),
+                updated_at: started.into(),
+            })
+            .await
+            .unwrap();
+        let uri = format!("/api/calls/{call}/audio");
+        let whole = send(&e.app, Method::GET, &uri, &[("authorization", &auth)], "").await;
+        assert_eq!(whole.status, StatusCode::OK, "{file}");
+        assert_eq!(whole.headers[header::CONTENT_TYPE], "audio/wav", "{file}");
+        let wav = whole.body.clone();
+        // 44-byte header, PCM (format tag 1), mono, 8 kHz, 2 s of 16-bit samples.
+        assert_eq!(&wav[..4], b"RIFF", "{file}");
+        assert_eq!(u16::from_le_bytes([wav[20], wav[21]]), 1, "{file}");
+        assert_eq!(
+            u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]),
+            8000,
+            "{file}"
+        );
+        assert_eq!(wav.len(), 44 + 2 * 16_000, "{file}");
+        let loud = wav[44..]
+            .chunks_exact(2)
+            .filter(|s| i16::from_le_bytes([s[0], s[1]]).abs() > 1000)
+            .count();
+        assert!(loud > 8000, "{file}: the tone decodes: {loud} loud samples");
+        let part = send(
+            &e.app,
+            Method::GET,
+            &uri,
+            &[("authorization", &auth), ("range", "bytes=1000-1999")],
+            "",
+        )
+        .await;
+        assert_eq!(part.status, StatusCode::PARTIAL_CONTENT, "{file}");
+        assert_eq!(
+            part.headers[header::CONTENT_RANGE],
+            format!("bytes 1000-1999/{}", wav.len())
+        );
+        assert_eq!(part.body, wav[1000..2000], "{file}");
+    }
 }
 
 #[tokio::test]

@@ -162,33 +162,31 @@ pub fn audio_content_type(key: &str) -> &'static str {
         Some("m4a" | "mp4") => "audio/mp4",
         Some("webm") => "audio/webm",
         Some("gsm") => "audio/x-gsm",
+        Some("au" | "snd") => "audio/basic",
         _ => "application/octet-stream",
     }
 }
 
-/// A recording browsers cannot play (GSM 06.10) as a 16-bit PCM WAV, decoded afresh for
-/// each request (GSM decodes at hundreds of times real time); `None` for the others.
+/// A recording browsers cannot play (GSM 06.10, Sun `.au`, Asterisk's headerless G.711 and
+/// linear files) as a 16-bit PCM WAV, decoded afresh for each request (these decode at
+/// hundreds of times real time); `None` for the others.
 async fn playable_wav(storage: &Storage, key: &str, size: u64) -> Result<Option<Bytes>, WebError> {
     let extension = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    if size == 0 || !matches!(extension.as_deref(), Some("wav" | "gsm")) {
+    let playable = ["mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "webm"];
+    if size == 0 || extension.as_deref().is_some_and(|e| playable.contains(&e)) {
         return Ok(None);
     }
     let head = storage.get_range(key, 0..size.min(512)).await?;
-    if !callqa_ingest::gsm::is_gsm(&head, extension.as_deref()) {
+    if !callqa_ingest::decode::needs_transcoding(&head, extension.as_deref()) {
         return Ok(None);
     }
     let data = storage.get(key).await?;
-    let key = key.to_string();
-    let wav = tokio::task::spawn_blocking(move || {
-        callqa_ingest::gsm::to_pcm_wav(&data, extension.as_deref())
-    })
-    .await
-    .map_err(|e| WebError::Task(e.to_string()))?;
-    match wav {
-        Some(Ok(wav)) => Ok(Some(Bytes::from(wav))),
-        Some(Err(reason)) => Err(WebError::Task(format!("recording {key}: {reason}"))),
-        None => Ok(None),
-    }
+    let name = key.to_string();
+    tokio::task::spawn_blocking(move || callqa_ingest::decode::decode(data.to_vec(), &name))
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))?
+        .map(|audio| Some(Bytes::from(callqa_ingest::decode::pcm_wav(&audio))))
+        .map_err(|e| WebError::Task(format!("recording {key}: {e}")))
 }
 
 /// A `Range` header that is malformed or lies beyond the end (HTTP 416).
