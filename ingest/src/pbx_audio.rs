@@ -35,7 +35,9 @@ pub fn is_pbx_audio(head: &[u8], extension: Option<&str>) -> bool {
         || extension.is_some_and(|e| headerless(&e.to_ascii_lowercase()).is_some())
 }
 
-/// Asterisk's headerless formats by extension (its format_pcm and format_sln modules).
+/// Asterisk's headerless formats by extension (its format_pcm and format_sln modules). Not
+/// `.pcm`, which Asterisk writes as μ-law but most other tools (and speech APIs) as 16-bit
+/// linear: a wrong guess would transcribe noise without an error.
 fn headerless(extension: &str) -> Option<Layout> {
     let g711 = |tag| Layout {
         tag,
@@ -50,7 +52,7 @@ fn headerless(extension: &str) -> Option<Layout> {
         channels: 1,
     };
     Some(match extension {
-        "ulaw" | "ul" | "mu" | "ulw" | "pcm" => g711(WAVE_MULAW),
+        "ulaw" | "ul" | "mu" | "ulw" => g711(WAVE_MULAW),
         "alaw" | "al" | "alw" => g711(WAVE_ALAW),
         "sln" | "raw" => slin(8000),
         "sln12" => slin(12_000),
