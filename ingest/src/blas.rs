@@ -97,7 +97,7 @@ fn reselect() -> Option<String> {
     quit();
     init();
     let after = current()?;
-    tracing::info!(
+    tracing::debug!(
         from = before,
         to = after,
         "OpenBLAS kernels chosen by the CPU's features"
