@@ -49,14 +49,37 @@ static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
     registry
 });
 
+thread_local! {
+    /// Set while this thread decodes: a demuxer's panic there is an error, not news for stderr.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the process's panic hook, once, so that panics inside `decode` print nothing; every
+/// other panic goes to the hook as before.
+fn quiet_panics_while_decoding() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Decodes a whole recording held in memory. `name` is used for the format hint
 /// (its extension) and in error messages. A demuxer that panics on a damaged file
-/// (symphonia's Matroska reader does on a WebM cut short) is an error like any other.
+/// (symphonia's Matroska reader does on a WebM cut short) is an error like any other,
+/// and prints nothing.
 pub fn decode(data: Vec<u8>, name: &str) -> Result<Audio> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    quiet_panics_while_decoding();
+    DECODING.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decode_unguarded(data, name)
-    }))
-    .unwrap_or_else(|panic| {
+    }));
+    DECODING.with(|d| d.set(false));
+    result.unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())

@@ -1,6 +1,6 @@
 //! Opus recordings made by the real encoder (opus-tools' opusenc) and muxer (mkvtoolnix's
 //! mkvmerge) decode whole, in Ogg and in WebM, and a WebM cut short is an error with its
-//! reason, not a panic (symphonia's Matroska reader panics on one).
+//! reason, not a panic (symphonia's Matroska reader panics on one), and prints nothing.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,6 +52,14 @@ fn tone_of(x: &[f32], rate: u32) -> f64 {
 
 #[test]
 fn opus_in_ogg_and_webm_decodes_whole_and_a_cut_webm_is_truncated() {
+    // Panics reach this hook (and stderr) unless a decoder panics inside `decode`, whose
+    // first call wraps it.
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let stderr = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        stderr(info);
+    }));
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("tone.wav");
     let ogg = dir.path().join("tone.opus");
@@ -89,4 +97,16 @@ fn opus_in_ogg_and_webm_decodes_whole_and_a_cut_webm_is_truncated() {
     let cut = bytes[..bytes.len() * 6 / 10].to_vec();
     let err = decode(cut, "cut.webm").expect_err("a cut WebM is an error");
     assert!(err.to_string().contains("cut short"), "{err}");
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the demuxer's panic was printed"
+    );
+    let elsewhere = std::panic::catch_unwind(|| panic!("not in a decoder"));
+    assert!(elsewhere.is_err());
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "other panics still print"
+    );
 }
