@@ -56,17 +56,16 @@ fn symbol(name: &CStr) -> Option<*mut c_void> {
 
 /// Moves OpenBLAS to the kernels this CPU supports when it fell back to generic ones, unless
 /// `OPENBLAS_CORETYPE` is set. Call it at the start of `main`, before other threads start (it
-/// sets `OPENBLAS_CORETYPE` for OpenBLAS to read) and before any matrix product. Returns the
-/// core chosen, if it changed. A build without OpenBLAS, or with one built for a single CPU
-/// (no run-time choice), is left alone.
-pub fn select_kernels() -> Option<String> {
+/// sets `OPENBLAS_CORETYPE` for OpenBLAS to read) and before any matrix product. A build
+/// without OpenBLAS, or with one built for a single CPU (no run-time choice), is left alone.
+pub fn select_kernels() {
     static ONCE: Once = Once::new();
-    let mut chosen = None;
-    ONCE.call_once(|| chosen = reselect());
-    chosen
+    ONCE.call_once(|| {
+        reselect();
+    });
 }
 
-fn reselect() -> Option<String> {
+fn reselect() -> Option<()> {
     if std::env::var_os("OPENBLAS_CORETYPE").is_some() {
         return None;
     }
@@ -102,7 +101,7 @@ fn reselect() -> Option<String> {
         to = after,
         "OpenBLAS kernels chosen by the CPU's features"
     );
-    Some(after)
+    Some(())
 }
 
 #[cfg(test)]

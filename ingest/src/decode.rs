@@ -244,28 +244,20 @@ pub fn needs_transcoding(head: &[u8], extension: Option<&str>) -> bool {
 
 /// Decoded audio as a 16-bit PCM WAV (channels interleaved), which every player plays.
 pub fn pcm_wav(audio: &Audio) -> Vec<u8> {
-    let channels = audio.channels.len().max(1) as u16;
-    let len = u32::try_from(audio.frames() * usize::from(channels) * 2).unwrap_or(u32::MAX - 64);
-    let mut wav = Vec::with_capacity(44 + len as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&channels.to_le_bytes());
-    wav.extend_from_slice(&audio.sample_rate.to_le_bytes());
-    wav.extend_from_slice(&(audio.sample_rate * u32::from(channels) * 2).to_le_bytes());
-    wav.extend_from_slice(&(channels * 2).to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&len.to_le_bytes());
+    let mut samples = Vec::with_capacity(audio.frames() * audio.channels.len() * 2);
     for i in 0..audio.frames() {
         for ch in &audio.channels {
             let s = (ch[i] * 32768.0).clamp(-32768.0, 32767.0) as i16;
-            wav.extend_from_slice(&s.to_le_bytes());
+            samples.extend_from_slice(&s.to_le_bytes());
         }
     }
-    wav
+    let layout = crate::pbx_audio::Layout {
+        tag: crate::pbx_audio::WAVE_PCM,
+        bits: 16,
+        rate: audio.sample_rate,
+        channels: audio.channels.len().max(1) as u16,
+    };
+    crate::pbx_audio::wav(layout, &samples, samples.len())
 }
 
 /// Why a file holding `held` seconds is cut short against the `announced` seconds of its

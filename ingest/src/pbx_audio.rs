@@ -3,18 +3,18 @@
 //! extension: `.ulaw`, `.alaw`, `.sln`, ...) and Sun/NeXT `.au` files (told by their magic).
 
 /// WAV format tags.
-const WAVE_PCM: u16 = 1;
+pub(crate) const WAVE_PCM: u16 = 1;
 const WAVE_FLOAT: u16 = 3;
 const WAVE_ALAW: u16 = 6;
 const WAVE_MULAW: u16 = 7;
 
 /// How the samples of a headerless or `.au` file are laid out, as a WAV would say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Layout {
-    tag: u16,
-    bits: u16,
-    rate: u32,
-    channels: u16,
+pub(crate) struct Layout {
+    pub tag: u16,
+    pub bits: u16,
+    pub rate: u32,
+    pub channels: u16,
 }
 
 /// The same audio as a WAV, if `data` is a Sun `.au` file or its extension names one of
@@ -120,7 +120,7 @@ fn au_as_wav(data: &[u8]) -> Result<Vec<u8>, String> {
 
 /// A WAV of `samples`, whose header announces `declared` bytes of data (more than it holds
 /// when the file was cut short, which the decoder then reports).
-fn wav(l: Layout, samples: &[u8], declared: usize) -> Vec<u8> {
+pub(crate) fn wav(l: Layout, samples: &[u8], declared: usize) -> Vec<u8> {
     let declared = u32::try_from(declared).unwrap_or(u32::MAX - 64);
     let block = l.channels * (l.bits / 8);
     let fmt_len: u32 = if l.tag == WAVE_PCM { 16 } else { 18 };
